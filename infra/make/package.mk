@@ -1,0 +1,67 @@
+# Shared recipe for one Python package's Makefile (included by libs/* and services/*).
+# The including Makefile sets EDITABLE (what to install in editable mode on top of the lock)
+# and, for a service, RUNTIME_LOCK := requirements.lock.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/../..)
+TOOLS := $(ROOT)/.tools
+PYTHON ?= python3.11
+UV ?= $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
+export UV_PYTHON_DOWNLOADS := never
+export MLFLOW_DISABLE_TELEMETRY := true
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.synced
+DEV_LOCK := requirements-dev.lock
+RUNTIME_LOCK ?=
+COMPILE := $(UV) pip compile --quiet --universal --generate-hashes --python-version 3.11 \
+	--no-header --annotation-style line
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(TOOLS)/bin/uv:
+	@$(MAKE) -C $(ROOT) uv
+
+# The venv is (re)synced whenever a lockfile or pyproject.toml is newer than the last sync.
+$(STAMP): $(DEV_LOCK) pyproject.toml | $(UV)
+	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
+	$(UV) pip sync --quiet --python $(BIN)/python $(DEV_LOCK)
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps $(EDITABLE)
+	@touch $@
+
+.PHONY: setup
+setup: $(STAMP) ## Create or sync .venv from the lockfile
+
+.PHONY: lock
+lock: | $(UV) ## Re-resolve the lockfile(s) from pyproject.toml
+ifneq ($(RUNTIME_LOCK),)
+	$(COMPILE) pyproject.toml $(LOCK_CONSTRAINTS) -o $(RUNTIME_LOCK)
+	@# The dev lock keeps every runtime pin (the local path line cannot be a constraint).
+	$(COMPILE) pyproject.toml --extra dev -c <(grep -v '^\.' $(RUNTIME_LOCK)) -o $(DEV_LOCK)
+else
+	$(COMPILE) pyproject.toml --extra dev -o $(DEV_LOCK)
+endif
+
+.PHONY: lint
+lint: setup ## ruff check, ruff format --check, mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+.PHONY: format
+format: setup ## ruff format and ruff check --fix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+.PHONY: test
+test: setup ## Run this package's tests
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: clean
+clean: ## Remove .venv and caches
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,319 @@
+"""The manifest: what a run directory contains, how it was made, and how to call it.
+
+``manifest.json`` is validated when it is written and when it is read; any problem raises
+ManifestError naming the offending field. The key names are the contract (other repositories'
+tests read them), so they change only with ``schema_version``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from artifact_contract.digests import MANIFEST_FILE, sha256_bytes
+from artifact_contract.errors import ManifestError, VersionError
+from artifact_contract.versions import parse_version
+
+SCHEMA_VERSION = 1
+SUPPORTED_SCHEMA_VERSIONS = (1,)
+FEATURE_TYPES = ("integer", "number")
+REQUIRED_LIBRARIES = ("python", "scikit-learn", "numpy", "skops", "mlflow")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z")
+
+JSONScalar = str | int | float | bool | None
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    type: str
+    min: float
+    max: float
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    flavor: str
+    path: str
+    format: str
+
+
+@dataclass(frozen=True)
+class DataRef:
+    source: str
+    sha256: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class GitInfo:
+    commit: str
+    dirty: bool
+
+
+@dataclass(frozen=True)
+class Example:
+    input: dict[str, float]
+    prediction: float
+
+
+@dataclass(frozen=True)
+class QualityGate:
+    passed: bool
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    model_version: str
+    created_at: str
+    model: ModelRef
+    files: dict[str, str]
+    input_schema: list[Feature]
+    output: dict[str, str]
+    data: DataRef
+    params: dict[str, JSONScalar]
+    metrics: dict[str, float]
+    quality_gate: QualityGate
+    libraries: dict[str, str]
+    git: GitInfo | None
+    examples: list[Example]
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [feature.name for feature in self.input_schema]
+
+    def to_dict(self) -> dict[str, Any]:
+        body = asdict(self)
+        # schema_version first: a reader should learn how to read the rest before reading it.
+        return {"schema_version": body.pop("schema_version"), **body}
+
+    def to_json(self) -> bytes:
+        """Canonical bytes: the same manifest always serialises to the same bytes."""
+        validate(self.to_dict())
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=False, allow_nan=False)
+        return (text + "\n").encode()
+
+    @property
+    def sha256(self) -> str:
+        return sha256_bytes(self.to_json())
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> Manifest:
+        validate(raw)
+        git = raw["git"]
+        return cls(
+            schema_version=raw["schema_version"],
+            model_version=raw["model_version"],
+            created_at=raw["created_at"],
+            model=ModelRef(**raw["model"]),
+            files=dict(raw["files"]),
+            input_schema=[Feature(**feature) for feature in raw["input_schema"]],
+            output=dict(raw["output"]),
+            data=DataRef(**raw["data"]),
+            params=dict(raw["params"]),
+            metrics={key: float(value) for key, value in raw["metrics"].items()},
+            quality_gate=QualityGate(**raw["quality_gate"]),
+            libraries=dict(raw["libraries"]),
+            git=None if git is None else GitInfo(**git),
+            examples=[Example(**example) for example in raw["examples"]],
+        )
+
+    @classmethod
+    def from_json(cls, data: bytes, source: str = MANIFEST_FILE) -> Manifest:
+        try:
+            raw = json.loads(data, parse_constant=_refuse_constant)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ManifestError(f"{source}: not valid JSON ({exc})") from None
+        try:
+            return cls.from_dict(raw)
+        except ManifestError as exc:
+            raise ManifestError(f"{source}: {exc}") from None
+
+
+def read_manifest(run_dir: Path) -> Manifest:
+    path = run_dir / MANIFEST_FILE
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: no manifest.json in the run directory") from None
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read ({exc.strerror})") from None
+    return Manifest.from_json(data, source=str(path))
+
+
+def write_manifest(run_dir: Path, manifest: Manifest) -> str:
+    """Write manifest.json (validated) and return its sha256, the artifact's identity."""
+    data = manifest.to_json()
+    (run_dir / MANIFEST_FILE).write_bytes(data)
+    return sha256_bytes(data)
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not allowed in a manifest")
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+def _fail(where: str, problem: str) -> ManifestError:
+    return ManifestError(f"field {where!r} {problem}")
+
+
+def _require_object(value: Any, where: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _fail(where, f"must be an object, got {type(value).__name__}")
+    missing = [key for key in keys if key not in value]
+    if missing:
+        raise _fail(where, f"is missing {', '.join(missing)}")
+    return value
+
+
+def _require_str(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise _fail(where, "must be a non-empty string")
+    return value
+
+
+def _require_number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _fail(where, "must be a finite number")
+    return float(value)
+
+
+def _require_sha256(value: Any, where: str) -> None:
+    if not isinstance(value, str) or not _SHA256.fullmatch(value):
+        raise _fail(where, "must be a lowercase sha256 hex digest")
+
+
+_TOP_LEVEL = (
+    "schema_version",
+    "model_version",
+    "created_at",
+    "model",
+    "files",
+    "input_schema",
+    "output",
+    "data",
+    "params",
+    "metrics",
+    "quality_gate",
+    "libraries",
+    "git",
+    "examples",
+)
+
+
+def validate(raw: Any) -> None:
+    """Raise ManifestError on the first problem found; return quietly for a valid manifest."""
+    if not isinstance(raw, dict):
+        raise ManifestError("manifest must be a JSON object")
+    missing = [key for key in _TOP_LEVEL if key not in raw]
+    if missing:
+        raise ManifestError(f"manifest is missing {', '.join(missing)}")
+    unknown = sorted(set(raw) - set(_TOP_LEVEL))
+    if unknown:
+        raise ManifestError(f"manifest has unknown fields {', '.join(unknown)}")
+
+    schema_version = raw["schema_version"]
+    if schema_version not in SUPPORTED_SCHEMA_VERSIONS or isinstance(schema_version, bool):
+        raise _fail(
+            "schema_version", f"is {schema_version!r}; supported: {SUPPORTED_SCHEMA_VERSIONS}"
+        )
+    try:
+        parse_version(raw["model_version"] if isinstance(raw["model_version"], str) else "")
+    except VersionError:
+        raise _fail("model_version", "must look like v001") from None
+    if not isinstance(raw["created_at"], str) or not _TIMESTAMP.fullmatch(raw["created_at"]):
+        raise _fail("created_at", "must be an ISO-8601 UTC time ending in Z")
+
+    model = _require_object(raw["model"], "model", ("flavor", "path", "format"))
+    for key in ("flavor", "path", "format"):
+        _require_str(model[key], f"model.{key}")
+    if set(model) != {"flavor", "path", "format"}:
+        raise _fail("model", "must hold exactly flavor, path and format")
+
+    files = raw["files"]
+    if not isinstance(files, dict) or not files:
+        raise _fail("files", "must be a non-empty object of path -> sha256")
+    for name, digest in files.items():
+        if name == MANIFEST_FILE or name.startswith("/") or ".." in name.split("/"):
+            raise _fail(f"files.{name}", "is not a relative path inside the run directory")
+        _require_sha256(digest, f"files.{name}")
+    if model["path"] not in files:
+        raise _fail("model.path", f"names {model['path']!r}, which is not listed in files")
+
+    _validate_input_schema(raw["input_schema"])
+    output = _require_object(raw["output"], "output", ("name",))
+    _require_str(output["name"], "output.name")
+
+    data = _require_object(raw["data"], "data", ("source", "sha256", "rows"))
+    _require_str(data["source"], "data.source")
+    _require_sha256(data["sha256"], "data.sha256")
+    if isinstance(data["rows"], bool) or not isinstance(data["rows"], int) or data["rows"] < 1:
+        raise _fail("data.rows", "must be a positive integer")
+
+    if not isinstance(raw["params"], dict) or "seed" not in raw["params"]:
+        raise _fail("params", "must be an object that records the seed")
+    metrics = raw["metrics"]
+    if not isinstance(metrics, dict):
+        raise _fail("metrics", "must be an object of name -> number")
+    for name, value in metrics.items():
+        _require_number(value, f"metrics.{name}")
+    gate = _require_object(raw["quality_gate"], "quality_gate", ("passed", "checks"))
+    if not isinstance(gate["passed"], bool) or not isinstance(gate["checks"], list):
+        raise _fail("quality_gate", "must hold passed (bool) and checks (list)")
+
+    libraries = raw["libraries"]
+    if not isinstance(libraries, dict):
+        raise _fail("libraries", "must be an object of name -> version")
+    for name in REQUIRED_LIBRARIES:
+        _require_str(libraries.get(name), f"libraries.{name}")
+
+    git = raw["git"]
+    if git is not None:
+        git = _require_object(git, "git", ("commit", "dirty"))
+        _require_str(git["commit"], "git.commit")
+        if not isinstance(git["dirty"], bool):
+            raise _fail("git.dirty", "must be true or false")
+
+    _validate_examples(raw["examples"], [feature["name"] for feature in raw["input_schema"]])
+
+
+def _validate_input_schema(schema: Any) -> None:
+    if not isinstance(schema, list) or not schema:
+        raise _fail("input_schema", "must be a non-empty list of features")
+    seen: set[str] = set()
+    for index, item in enumerate(schema):
+        where = f"input_schema[{index}]"
+        feature = _require_object(item, where, ("name", "type", "min", "max"))
+        name = _require_str(feature["name"], f"{where}.name")
+        if name in seen:
+            raise _fail(f"{where}.name", f"repeats feature {name!r}")
+        seen.add(name)
+        if feature["type"] not in FEATURE_TYPES:
+            raise _fail(f"{where}.type", f"must be one of {', '.join(FEATURE_TYPES)}")
+        low = _require_number(feature["min"], f"{where}.min")
+        high = _require_number(feature["max"], f"{where}.max")
+        if low > high:
+            raise _fail(where, "has min greater than max")
+
+
+def _validate_examples(examples: Any, names: list[str]) -> None:
+    if not isinstance(examples, list):
+        raise _fail("examples", "must be a list")
+    for index, item in enumerate(examples):
+        where = f"examples[{index}]"
+        example = _require_object(item, where, ("input", "prediction"))
+        record = example["input"]
+        if not isinstance(record, dict) or sorted(record) != sorted(names):
+            raise _fail(f"{where}.input", "must give a value for exactly the input_schema features")
+        for name, value in record.items():
+            _require_number(value, f"{where}.input.{name}")
+        _require_number(example["prediction"], f"{where}.prediction")
