@@ -57,6 +57,18 @@ train: uv ## Train one model: runs/artifacts/runs/vNNN (TRAIN_ARGS="--seed 7 ...
 mlflow-ui: uv ## Open the MLflow UI on the embedded store (http://127.0.0.1:5000)
 	@$(MAKE) -C services/trainer mlflow-ui
 
+.PHONY: serve
+serve: uv ## Serve a model with gunicorn (HOST, PORT, WORKERS, MODEL_ARTIFACT_URI, MODEL_DIR, MODEL_SHA256)
+	@$(MAKE) -C services/inference serve
+
+.PHONY: demo
+demo: uv ## Fresh clone to a served model: setup, train if there is no latest, serve on :8080
+	@$(MAKE) -C services/inference demo
+
+.PHONY: bench
+bench: uv ## Benchmark our server against `mlflow models serve` on the same run (needs wrk)
+	@$(MAKE) -C services/inference bench
+
 .PHONY: clean
 clean: ## Remove virtualenvs, caches and build output (keeps runs/)
 	@for pkg in $(PACKAGES); do $(MAKE) -C $$pkg clean; done
