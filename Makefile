@@ -38,8 +38,17 @@ lock: uv ## Re-resolve every lockfile (hashed, universal, no URLs)
 	@for pkg in $(PACKAGES); do $(MAKE) -C $$pkg lock; done
 
 .PHONY: lint
-lint: uv ## ruff check, ruff format --check and mypy --strict in every package
+lint: uv lint-monitoring ## ruff check, ruff format --check and mypy --strict in every package
 	@for pkg in $(PACKAGES); do $(MAKE) -C $$pkg lint; done
+
+MONITORING := infra/monitoring
+.PHONY: lint-monitoring
+lint-monitoring: ## promtool: check the alert/recording rules and scrape config, run the alert unit tests
+	@command -v promtool >/dev/null || { echo "promtool not found: apt-get install -y prometheus (Debian/Ubuntu), or brew install prometheus" >&2; exit 1; }
+	promtool check rules $(MONITORING)/rules/*.yml
+	promtool check config $(MONITORING)/prometheus.yml
+	promtool test rules $(MONITORING)/tests/alerts_test.yml
+	$(PYTHON) -m json.tool $(MONITORING)/grafana/inference-dashboard.json >/dev/null
 
 .PHONY: format
 format: uv ## Apply ruff format and safe fixes in every package
