@@ -24,6 +24,7 @@ from artifact_contract.manifest import (
     read_manifest,
     write_manifest,
 )
+from artifact_contract.profile import Histogram, Profile
 from artifact_contract.verify import VERSION_FILE, verify_run_dir
 from artifact_contract.versions import format_version, is_version, next_version, parse_version
 
@@ -41,10 +42,12 @@ __all__ = [
     "Example",
     "Feature",
     "GitInfo",
+    "Histogram",
     "IntegrityError",
     "Manifest",
     "ManifestError",
     "ModelRef",
+    "Profile",
     "QualityGate",
     "VersionError",
     "file_digests",

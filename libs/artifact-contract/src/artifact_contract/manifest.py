@@ -16,10 +16,12 @@ from typing import Any
 
 from artifact_contract.digests import MANIFEST_FILE, sha256_bytes
 from artifact_contract.errors import ManifestError, VersionError
+from artifact_contract.profile import Profile, validate_profile
 from artifact_contract.versions import parse_version
 
-SCHEMA_VERSION = 1
-SUPPORTED_SCHEMA_VERSIONS = (1,)
+# 2 adds ``profile`` (required from 2 on, absent in 1). Version-1 manifests still load.
+SCHEMA_VERSION = 2
+SUPPORTED_SCHEMA_VERSIONS = (1, 2)
 FEATURE_TYPES = ("integer", "number")
 REQUIRED_LIBRARIES = ("python", "scikit-learn", "numpy", "skops", "mlflow")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -83,7 +85,14 @@ class Manifest:
     libraries: dict[str, str]
     git: GitInfo | None
     examples: list[Example]
-    schema_version: int = SCHEMA_VERSION
+    # 0 means "follow the content": 2 when there is a profile, else 1 (so callers that predate
+    # profiles keep writing valid version-1 manifests).
+    schema_version: int = 0
+    profile: Profile | None = None
+
+    def __post_init__(self) -> None:
+        if self.schema_version == 0:
+            object.__setattr__(self, "schema_version", 1 if self.profile is None else 2)
 
     @property
     def feature_names(self) -> list[str]:
@@ -91,6 +100,9 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         body = asdict(self)
+        if body["profile"] is None:
+            # Version 1 has no such key: its bytes (and so its digest) stay what they were.
+            del body["profile"]
         # schema_version first: a reader should learn how to read the rest before reading it.
         return {"schema_version": body.pop("schema_version"), **body}
 
@@ -123,6 +135,7 @@ class Manifest:
             libraries=dict(raw["libraries"]),
             git=None if git is None else GitInfo(**git),
             examples=[Example(**example) for example in raw["examples"]],
+            profile=Profile.from_dict(raw["profile"]) if "profile" in raw else None,
         )
 
     @classmethod
@@ -208,6 +221,7 @@ _TOP_LEVEL = (
     "git",
     "examples",
 )
+_OPTIONAL = ("profile",)
 
 
 def validate(raw: Any) -> None:
@@ -217,7 +231,7 @@ def validate(raw: Any) -> None:
     missing = [key for key in _TOP_LEVEL if key not in raw]
     if missing:
         raise ManifestError(f"manifest is missing {', '.join(missing)}")
-    unknown = sorted(set(raw) - set(_TOP_LEVEL))
+    unknown = sorted(set(raw) - set(_TOP_LEVEL) - set(_OPTIONAL))
     if unknown:
         raise ManifestError(f"manifest has unknown fields {', '.join(unknown)}")
 
@@ -283,7 +297,16 @@ def validate(raw: Any) -> None:
         if not isinstance(git["dirty"], bool):
             raise _fail("git.dirty", "must be true or false")
 
-    _validate_examples(raw["examples"], [feature["name"] for feature in raw["input_schema"]])
+    names = [feature["name"] for feature in raw["input_schema"]]
+    _validate_examples(raw["examples"], names)
+    if schema_version == 1 and "profile" in raw:
+        raise _fail("profile", "needs schema_version 2 (version 1 has no profile)")
+    if schema_version >= 2:
+        if "profile" not in raw:
+            raise ManifestError(
+                f"manifest is missing profile (required by schema_version {schema_version})"
+            )
+        validate_profile(raw["profile"], names)
 
 
 def _validate_input_schema(schema: Any) -> None:
