@@ -1,0 +1,1 @@
+"""mlpipeline trainer: reproducible training into versioned artifacts, tracked in MLflow."""

@@ -1,0 +1,54 @@
+"""``trainer`` console script: a thin dispatcher over one module per subcommand.
+
+To add a subcommand, write a module with ``add_parser(subparsers)`` that sets
+``handler=run(args, settings) -> exit code`` and list it in ``SUBCOMMANDS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from artifact_contract import ContractError
+
+from trainer import train
+from trainer.errors import EXIT_ERROR, TrainerError
+from trainer.settings import Settings
+
+SUBCOMMANDS = (train,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trainer", description="mlpipeline training path")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in SUBCOMMANDS:
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging()
+    try:
+        code: int = args.handler(args, settings or Settings.from_env())
+    except (TrainerError, ContractError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return exc.exit_code if isinstance(exc, TrainerError) else EXIT_ERROR
+    return code
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("trainer: %(message)s"))
+    logger = logging.getLogger("trainer")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    # MLflow warns that pip has no version in a venv without pip; the pins are explicit anyway.
+    logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
