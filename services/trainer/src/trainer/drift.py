@@ -1,0 +1,261 @@
+"""``trainer drift``: compare a sampled prediction log with the model's training profile.
+
+For the chosen model version (``--version``, else whatever ``latest`` points at) the rows it
+served are binned on the manifest profile's quantile edges; each feature gets a PSI against the
+training shares, and the predictions one against the holdout predictions' shares. Writes a JSON
+report and a PNG chart (both atomically), optionally a Prometheus textfile, prints a table, and
+exits 4 when any score reaches its threshold in the policy file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from artifact_contract import ArtifactRoot, Histogram, Manifest, is_version, read_manifest
+
+from trainer import prediction_log
+from trainer.drift_chart import render_chart
+from trainer.errors import TrainerError
+from trainer.policy import POLICY_FILE, read_table
+from trainer.profile import bin_shares
+from trainer.settings import Settings
+
+EXIT_DRIFT = 4
+# Shares are floored before the log ratio so an empty bin gives a large, finite PSI.
+SHARE_FLOOR = 1e-4
+PREDICTION = "prediction"
+
+
+class DriftError(TrainerError):
+    """The drift check cannot run: no such model, no profile, too few rows."""
+
+
+@dataclass(frozen=True)
+class DriftPolicy:
+    feature_psi: float
+    prediction_psi: float
+    min_rows: int
+
+    @classmethod
+    def load(cls, path: Path) -> DriftPolicy:
+        keys = {"feature_psi": float, "prediction_psi": float, "min_rows": int}
+        table = read_table(path, "drift", keys)
+        return cls(float(table["feature_psi"]), float(table["prediction_psi"]), table["min_rows"])
+
+
+@dataclass(frozen=True)
+class Score:
+    name: str  # a feature name, or PREDICTION
+    psi: float
+    threshold: float
+    edges: list[float]
+    reference: list[float]
+    observed: list[float]
+
+    @property
+    def drifted(self) -> bool:
+        return self.psi >= self.threshold
+
+
+def psi(reference: list[float], observed: list[float]) -> float:
+    expected = np.maximum(np.asarray(reference, dtype="float64"), SHARE_FLOOR)
+    actual = np.maximum(np.asarray(observed, dtype="float64"), SHARE_FLOOR)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def score(name: str, histogram: Histogram, values: list[float], threshold: float) -> Score:
+    shares = bin_shares(np.asarray(values, dtype="float64"), histogram.edges)
+    observed = [float(share) for share in shares]
+    return Score(
+        name=name,
+        psi=psi(histogram.proportions, observed),
+        threshold=threshold,
+        edges=histogram.edges,
+        reference=histogram.proportions,
+        observed=observed,
+    )
+
+
+def assess(
+    manifest: Manifest, observed: prediction_log.Observed, policy: DriftPolicy
+) -> list[Score]:
+    """Scores for every feature, then for the predictions (last)."""
+    profile = manifest.profile
+    if profile is None:
+        raise DriftError(
+            f"{manifest.model_version}: the manifest has no training profile (schema_version "
+            f"{manifest.schema_version}); retrain with this trainer to get one"
+        )
+    if observed.rows < policy.min_rows:
+        raise DriftError(
+            f"only {observed.rows} sampled row(s) for {manifest.model_version}; the policy needs "
+            f"at least {policy.min_rows} to judge drift (raise PREDICTION_SAMPLE_RATE or wait)"
+        )
+    scores = [
+        score(name, profile.features[name], observed.features[name], policy.feature_psi)
+        for name in manifest.feature_names
+    ]
+    scores.append(
+        score(PREDICTION, profile.prediction, observed.predictions, policy.prediction_psi)
+    )
+    return scores
+
+
+def build_report(
+    manifest: Manifest, observed: prediction_log.Observed, scores: list[Score], log: Path
+) -> dict[str, Any]:
+    return {
+        "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "model_version": manifest.model_version,
+        "manifest_sha256": manifest.sha256,
+        "log": str(log),
+        "rows": {
+            "lines": observed.lines,
+            "prediction_records": observed.records,
+            "used": observed.rows,
+            "other_versions": {v: n for v, n in observed.versions.items() if v != observed.version},
+            "malformed": observed.invalid,
+            "first_problem": observed.first_problem,
+        },
+        "drifted": [item.name for item in scores if item.drifted],
+        "scores": {
+            item.name: {
+                "psi": round(item.psi, 6),
+                "threshold": item.threshold,
+                "drifted": item.drifted,
+                "edges": item.edges,
+                "reference": item.reference,
+                "observed": [round(share, 6) for share in item.observed],
+            }
+            for item in scores
+        },
+    }
+
+
+def prometheus_text(manifest: Manifest, scores: list[Score], now: float) -> str:
+    """The node-exporter textfile that infra/monitoring/rules/alerts.yml alerts on."""
+    version = manifest.model_version
+    features = [item for item in scores if item.name != PREDICTION]
+    prediction = next(item for item in scores if item.name == PREDICTION)
+    lines = [
+        "# HELP mlpipeline_drift_psi PSI of a feature, served vs training rows.",
+        "# TYPE mlpipeline_drift_psi gauge",
+        *(
+            f'mlpipeline_drift_psi{{model_version="{version}",feature="{item.name}"}} '
+            f"{item.psi:.6g}"
+            for item in features
+        ),
+        "# HELP mlpipeline_drift_psi_threshold Policy threshold for feature PSI.",
+        "# TYPE mlpipeline_drift_psi_threshold gauge",
+        f'mlpipeline_drift_psi_threshold{{model_version="{version}"}} {features[0].threshold:g}',
+        "# HELP mlpipeline_drift_prediction_psi PSI of served vs holdout predictions.",
+        "# TYPE mlpipeline_drift_prediction_psi gauge",
+        f'mlpipeline_drift_prediction_psi{{model_version="{version}"}} {prediction.psi:.6g}',
+        "# HELP mlpipeline_drift_prediction_psi_threshold Policy threshold for prediction PSI.",
+        "# TYPE mlpipeline_drift_prediction_psi_threshold gauge",
+        f'mlpipeline_drift_prediction_psi_threshold{{model_version="{version}"}} '
+        f"{prediction.threshold:g}",
+        "# HELP mlpipeline_drift_last_run_timestamp_seconds When the drift check last ran.",
+        "# TYPE mlpipeline_drift_last_run_timestamp_seconds gauge",
+        f'mlpipeline_drift_last_run_timestamp_seconds{{model_version="{version}"}} {now:.3f}',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def table(scores: list[Score], rows: int, version: str) -> str:
+    out = [
+        f"drift for {version} on {rows} sampled rows",
+        f"{'':<16}{'psi':>9}{'limit':>8}  verdict",
+    ]
+    for item in scores:
+        verdict = "DRIFT" if item.drifted else "ok"
+        out.append(f"{item.name:<16}{item.psi:>9.4f}{item.threshold:>8.3g}  {verdict}")
+    return "\n".join(out)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temporary sibling, then rename: a reader sees the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "drift",
+        help="compare a sampled prediction log with the model's training profile",
+        description="Per-feature PSI and prediction PSI of the served rows of one model version "
+        "against its training profile. Writes <out>/report.json and <out>/chart.png. Exit codes: "
+        "0 no drift, 1 error, 2 bad command line, 4 drift at or past the policy's thresholds.",
+    )
+    parser.add_argument("--log", type=Path, required=True, help="prediction log (JSONL)")
+    parser.add_argument("--version", help="model version, vNNN (default: the one `latest` names)")
+    parser.add_argument(
+        "--artifact-root", type=Path, help="artifact root (default runs/artifacts at the repo root)"
+    )
+    parser.add_argument(
+        "--policy", type=Path, help=f"policy file with a [drift] table (default {POLICY_FILE})"
+    )
+    parser.add_argument("--out", type=Path, help="report directory (default runs/drift/<version>)")
+    parser.add_argument(
+        "--prom-file",
+        type=Path,
+        help="also write the scores for the node-exporter textfile collector",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    policy = DriftPolicy.load(args.policy or settings.repo_root / POLICY_FILE)
+    manifest = _manifest(ArtifactRoot(args.artifact_root or settings.artifact_root), args.version)
+    observed = prediction_log.read(args.log, manifest.model_version, manifest.feature_names)
+    scores = assess(manifest, observed, policy)
+
+    out = args.out or settings.repo_root / "runs" / "drift" / manifest.model_version
+    report = build_report(manifest, observed, scores, args.log)
+    write_atomically(out / "chart.png", render_chart(manifest.model_version, scores))
+    write_atomically(out / "report.json", (json.dumps(report, indent=2) + "\n").encode())
+    if args.prom_file:
+        write_atomically(args.prom_file, prometheus_text(manifest, scores, time.time()).encode())
+
+    sys.stdout.write(table(scores, observed.rows, manifest.model_version) + "\n")
+    if observed.invalid:
+        sys.stdout.write(
+            f"skipped {observed.invalid} malformed record(s): {observed.first_problem}\n"
+        )
+    sys.stdout.write(f"report: {out / 'report.json'}\nchart:  {out / 'chart.png'}\n")
+    drifted = report["drifted"]
+    if drifted:
+        sys.stdout.write(f"DRIFT: {', '.join(drifted)} at or past the policy threshold\n")
+        return EXIT_DRIFT
+    return 0
+
+
+def _manifest(root: ArtifactRoot, version: str | None) -> Manifest:
+    if version is None:
+        version = root.latest_version()
+        if version is None:
+            raise DriftError(f"{root.root}: no latest model; train one or pass --version")
+    elif not is_version(version):
+        raise DriftError(f"--version {version!r}: must look like v001")
+    run_dir = root.run_dir(version)
+    if not run_dir.is_dir():
+        raise DriftError(f"{version}: no such run in {root.runs_dir}")
+    return read_manifest(run_dir)
