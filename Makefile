@@ -82,6 +82,10 @@ demo: uv ## Fresh clone to a served model: setup, train if there is no latest, s
 bench: uv ## Benchmark our server against `mlflow models serve` on the same run (needs wrk)
 	@$(MAKE) -C services/inference bench
 
+.PHONY: drift
+drift: uv ## Drift check of a sampled prediction log vs the training profile (LOG=path [VERSION=vNNN])
+	@$(MAKE) -C services/trainer drift LOG='$(LOG)' VERSION='$(VERSION)'
+
 # Images: docker builds from the repo root, each followed by build/<service>_build_metadata.json.
 # Override the repository name with IMAGE=... (e.g. an ECR registry path) and the tag with TAG=...
 TAG ?= dev
