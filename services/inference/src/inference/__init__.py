@@ -1,0 +1,1 @@
+"""mlpipeline inference service: a strict, verifiable Flask + gunicorn model server."""

@@ -1,0 +1,139 @@
+"""The Flask application factory. Nothing happens at import time: ``create_app`` does it all."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from inference.errors import InferenceError
+from inference.logs import configure_logging, log_event
+from inference.metrics import Metrics
+from inference.model import LoadedModel
+from inference.responses import json_response
+from inference.routes import api
+from inference.settings import Settings
+from inference.state import EXTENSION, ServiceState
+from inference.validation import RequestValidator
+
+REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_MAX = 128
+_REQUEST_ID_UNSAFE = re.compile(r"[^A-Za-z0-9._:\-]")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def request_id_from(header: str | None) -> str:
+    """The caller's X-Request-ID, reduced to safe characters and bounded; else a fresh one."""
+    if header:
+        cleaned = _REQUEST_ID_UNSAFE.sub("", header[: REQUEST_ID_MAX * 4])[:REQUEST_ID_MAX]
+        if cleaned:
+            return cleaned
+    return uuid.uuid4().hex
+
+
+def create_app(
+    settings: Settings, model: LoadedModel | None, metrics: Metrics | None = None
+) -> Flask:
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    metrics = metrics or Metrics(settings.metrics_dir)
+    validator = (
+        None if model is None else RequestValidator(model.feature_names, settings.max_batch_rows)
+    )
+    state = ServiceState(settings, model, validator, metrics, configure_logging(settings.log_level))
+    app.extensions[EXTENSION] = state
+    if model is not None:
+        metrics.model_info.labels(model.model_version, model.manifest_sha256).set(1)
+    app.register_blueprint(api)
+
+    @app.before_request
+    def start_request() -> None:
+        g.started = time.perf_counter()
+        g.request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+
+    @app.after_request
+    def finish_request(response: Response) -> Response:
+        _finish(state, response)
+        return response
+
+    @app.errorhandler(Exception)
+    def handle_error(exc: Exception) -> Response:
+        return _error_response(state, exc)
+
+    return app
+
+
+def _error_response(state: ServiceState, exc: Exception) -> Response:
+    headers: dict[str, str] = {}
+    if isinstance(exc, InferenceError):
+        status, code, message = exc.status, exc.code, exc.message
+    elif isinstance(exc, HTTPException):
+        status = exc.code or 500
+        code = _HTTP_CODES.get(status, "http_error")
+        message = _http_message(state, exc, status)
+        allow = dict(exc.get_headers()).get("Allow")
+        if allow:
+            headers["Allow"] = allow
+    else:
+        status, code = 500, "internal_error"
+        message = "internal error; the server log has the details under this request_id"
+        state.logger.error(
+            "unhandled_exception",
+            exc_info=exc,
+            extra={"fields": {"request_id": g.get("request_id"), "path": request.path[:200]}},
+        )
+    g.error_code = code
+    request_id = g.get("request_id") or request_id_from(None)
+    g.request_id = request_id
+    body = {"error": {"code": code, "message": message}, "request_id": request_id}
+    response = json_response(body, status)
+    response.headers.update(headers)
+    return response
+
+
+def _http_message(state: ServiceState, exc: HTTPException, status: int) -> str:
+    if status == 404:
+        return "no such endpoint; see /health, /model, /predict, /invocations, /metrics"
+    if status == 405:
+        return f"method {request.method} is not allowed here"
+    if status == 413:
+        return f"request body is larger than {state.settings.max_body_bytes} bytes (MAX_BODY_BYTES)"
+    return (exc.description or exc.name).splitlines()[0][:200]
+
+
+def _finish(state: ServiceState, response: Response) -> None:
+    request_id = g.get("request_id") or request_id_from(None)
+    response.headers[REQUEST_ID_HEADER] = request_id
+    started = g.get("started")
+    latency = 0.0 if started is None else time.perf_counter() - started
+    status = response.status_code
+    route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    method = request.method if request.method in _METHODS else "OTHER"  # bounded labels
+    state.metrics.requests.labels(route, method, str(status)).inc()
+    state.metrics.latency.labels(route).observe(latency)
+    fields = {
+        "request_id": request_id,
+        "method": request.method,
+        "path": request.path[:200],
+        "status": status,
+        "latency_ms": round(latency * 1000, 3),
+        "predict_ms": g.get("predict_ms"),
+        "model_version": None if state.model is None else state.model.model_version,
+        "rows": g.get("rows", 0),
+    }
+    error_code = g.get("error_code")
+    if error_code is not None:
+        fields["error_code"] = error_code
+    level = logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO
+    log_event(state.logger, level, "request", **fields)

@@ -1,0 +1,124 @@
+"""``inference serve``: verify and load the model once, then serve it with gunicorn.
+
+``inference check`` does the same verification and loading, prints the model summary and exits.
+Any refusal ends the process with exit status 2 and one JSON log line saying why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from inference.errors import StartupRefusal
+from inference.logs import configure_logging, log_event
+from inference.settings import Settings, apply_process_environment
+
+REFUSED = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="inference", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="serve the configured model with gunicorn")
+    commands.add_parser("check", help="verify and load the configured model, then exit")
+    args = parser.parse_args(argv)
+
+    logger = configure_logging("info")
+    try:
+        settings = Settings.from_env()
+    except StartupRefusal as exc:
+        return _refuse(logger, exc, None)
+    logger = configure_logging(settings.log_level)
+    return serve(settings, logger) if args.command == "serve" else check(settings, logger)
+
+
+def _refuse(logger: logging.Logger, exc: StartupRefusal, settings: Settings | None) -> int:
+    source = None if settings is None else settings.model_reference
+    log_event(
+        logger,
+        logging.ERROR,
+        "startup_refused",
+        code=exc.code,
+        message=exc.message,
+        model_source=source,
+    )
+    return REFUSED
+
+
+def _prepare_metrics_dir(settings: Settings) -> tuple[Path, bool]:
+    """prometheus_client's multiprocess directory: ours (temporary) unless one is configured,
+    and empty at start (samples of an earlier run would be counted again)."""
+    if settings.metrics_dir is None:
+        return Path(tempfile.mkdtemp(prefix="inference-metrics-")), True
+    settings.metrics_dir.mkdir(parents=True, exist_ok=True)
+    for stale in settings.metrics_dir.glob("*.db"):
+        stale.unlink()
+    return settings.metrics_dir, False
+
+
+def serve(settings: Settings, logger: logging.Logger) -> int:
+    metrics_dir, owned = _prepare_metrics_dir(settings)
+    # Before numpy/sklearn/prometheus_client are imported: they read these at import time.
+    apply_process_environment(settings, metrics_dir)
+    settings = replace(settings, metrics_dir=metrics_dir)
+    master = os.getpid()
+    try:
+        from inference.app import create_app
+        from inference.loader import load_model
+        from inference.serving import InferenceServer, bind_address, gunicorn_options
+
+        started = time.perf_counter()
+        model = load_model(settings)
+        app = create_app(settings, model)
+        log_event(
+            logger,
+            logging.INFO,
+            "model_loaded",
+            model_source=model.source,
+            model_version=model.model_version,
+            manifest_sha256=model.manifest_sha256,
+            load_ms=round((time.perf_counter() - started) * 1000, 1),
+            bind=bind_address(settings),
+            workers=settings.workers,
+        )
+        # Keep the loaded model's objects out of the collector's way, so forked workers do not
+        # copy the pages it would touch.
+        gc.freeze()
+        InferenceServer(app, gunicorn_options(settings, metrics_dir)).run()
+    except StartupRefusal as exc:
+        return _refuse(logger, exc, settings)
+    finally:
+        # gunicorn workers unwind through here too when they exit: only the master cleans up.
+        if owned and os.getpid() == master:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 0
+
+
+def check(settings: Settings, logger: logging.Logger) -> int:
+    from inference.loader import load_model
+
+    try:
+        model = load_model(settings)
+    except StartupRefusal as exc:
+        return _refuse(logger, exc, settings)
+    log_event(
+        logger,
+        logging.INFO,
+        "model_verified",
+        model_source=model.source,
+        model_version=model.model_version,
+        manifest_sha256=model.manifest_sha256,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""The service's exceptions. Each carries its HTTP status and a stable error code.
+
+Request errors become ``{"error": {"code", "message"}, "request_id"}`` in one handler (app.py).
+Start-up refusals end the process with one JSON log line naming the code and the reason.
+"""
+
+from __future__ import annotations
+
+
+class InferenceError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+# --- request errors -----------------------------------------------------------------------
+
+
+class InvalidJSON(InferenceError):
+    status = 400
+    code = "invalid_json"
+
+
+class UnsupportedMediaType(InferenceError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class PayloadTooLarge(InferenceError):
+    status = 413
+    code = "payload_too_large"
+
+
+class InvalidInput(InferenceError):
+    """The body is JSON but does not follow the model's input schema."""
+
+    status = 422
+    code = "invalid_input"
+
+
+class ModelNotReady(InferenceError):
+    status = 503
+    code = "model_not_ready"
+
+
+# --- start-up refusals --------------------------------------------------------------------
+
+
+class StartupRefusal(InferenceError):
+    """The server must not start: the model or the configuration cannot be trusted or used."""
+
+    code = "startup_refused"
+
+
+class ConfigurationError(StartupRefusal):
+    code = "configuration_error"
+
+
+class ModelSourceError(StartupRefusal):
+    code = "model_source_error"
+
+
+class UnsafeArchiveError(StartupRefusal):
+    code = "unsafe_archive"
+
+
+class ArtifactIntegrityError(StartupRefusal):
+    code = "integrity_error"
+
+
+class IncompatibleModelError(StartupRefusal):
+    code = "incompatible_library"
+
+
+class UntrustedTypeError(StartupRefusal):
+    code = "untrusted_type"
+
+
+class ModelSelfTestError(StartupRefusal):
+    code = "example_mismatch"

@@ -1,0 +1,183 @@
+"""Verify a run directory, then (and only then) deserialize its model.
+
+Order matters: fetch → manifest schema and every file's digest (and ``MODEL_SHA256``) →
+library compatibility → skops load with our own type allowlist → feature-order check →
+self-test on the manifest's examples. Any failure is a StartupRefusal with one clear message.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterator, Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from artifact_contract import (
+    ContractError,
+    IntegrityError,
+    Manifest,
+    manifest_sha256,
+    verify_run_dir,
+)
+
+from inference.errors import (
+    ArtifactIntegrityError,
+    IncompatibleModelError,
+    ModelSelfTestError,
+    UntrustedTypeError,
+)
+from inference.model import LoadedModel
+from inference.settings import Settings
+from inference.source import fetch_model
+
+# Types skops does not trust by default that our models legitimately contain, found with
+# skops.io.get_untrusted_types on the models we train: Pipeline(StandardScaler, Ridge) needs
+# none; HistGradientBoostingRegressor needs its tree predictor. This list is ours, never read
+# from an artifact; anything else in a model file refuses the start.
+ALLOWED_UNTRUSTED_TYPES = frozenset(
+    {"sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"}
+)
+# (name in the manifest, distribution, how many leading version parts must match)
+COMPATIBLE_LIBRARIES = (
+    ("scikit-learn", "scikit-learn", 2),
+    ("skops", "skops", 2),
+    ("numpy", "numpy", 1),
+)
+SUPPORTED_FORMAT = "skops"
+# Examples are recomputed by the same code on the same library versions; the tolerance only
+# absorbs float formatting in manifest.json.
+EXAMPLE_RTOL = 1e-6
+EXAMPLE_ATOL = 1e-6
+
+
+def load_model(settings: Settings) -> LoadedModel:
+    with fetch_model(settings) as fetched:
+        digest, manifest = verify(fetched.run_dir, settings.model_sha256)
+        check_library_versions(manifest.libraries, metadata.version)
+        estimator = deserialize(fetched.run_dir / manifest.model.path, manifest)
+    _check_feature_names(estimator, manifest.feature_names)
+    model = LoadedModel(estimator, manifest, digest, fetched.source)
+    self_test(model)
+    return model
+
+
+def verify(run_dir: Path, expected_sha256: str | None) -> tuple[str, Manifest]:
+    try:
+        digest = manifest_sha256(run_dir)
+        manifest = verify_run_dir(run_dir, expected_manifest_sha256=expected_sha256)
+    except FileNotFoundError:
+        raise ArtifactIntegrityError(
+            f"{run_dir}: no manifest.json (not a run directory?)", code="manifest_error"
+        ) from None
+    except IntegrityError as exc:
+        raise ArtifactIntegrityError(str(exc)) from None
+    except ContractError as exc:
+        raise ArtifactIntegrityError(str(exc), code="manifest_error") from None
+    if manifest.model.format != SUPPORTED_FORMAT:
+        raise ArtifactIntegrityError(
+            f"model format {manifest.model.format!r} is not supported (only {SUPPORTED_FORMAT})",
+            code="manifest_error",
+        )
+    return digest, manifest
+
+
+def _leading(version: str, parts: int) -> tuple[int, ...] | None:
+    match = re.match(r"(\d+(?:\.\d+)*)", version)
+    if match is None:
+        return None
+    numbers = tuple(int(n) for n in match.group(1).split("."))
+    return numbers[:parts] if len(numbers) >= parts else None
+
+
+def check_library_versions(
+    recorded: Mapping[str, str], installed_version: Callable[[str], str]
+) -> None:
+    """Refuse a model trained with a library version this environment cannot load safely."""
+    for name, distribution, parts in COMPATIBLE_LIBRARIES:
+        trained = recorded.get(name)
+        if trained is None:
+            continue  # the contract requires the ones that matter; numpy is checked if present
+        serving = installed_version(distribution)
+        wanted = _leading(trained, parts)
+        if wanted is None or wanted != _leading(serving, parts):
+            scope = "minor version" if parts == 2 else "major version"
+            raise IncompatibleModelError(
+                f"model was trained with {name} {trained} but this server has {name} {serving} "
+                f"(the {scope} must match): serve it with a matching image or retrain"
+            )
+
+
+def deserialize(path: Path, manifest: Manifest) -> Any:
+    import skops.io as sio
+
+    try:
+        untrusted = set(sio.get_untrusted_types(file=path))
+    except Exception as exc:  # a digest-verified file skops cannot parse: say so, in one line
+        raise ArtifactIntegrityError(
+            f"{manifest.model.path}: skops cannot read it ({type(exc).__name__}: {exc})"
+        ) from None
+    refused = sorted(untrusted - ALLOWED_UNTRUSTED_TYPES)
+    if refused:
+        raise UntrustedTypeError(
+            f"{manifest.model.path} contains types outside the allowlist: {', '.join(refused)}"
+        )
+    try:
+        return sio.load(path, trusted=sorted(untrusted))
+    except Exception as exc:  # same boundary as above
+        raise ArtifactIntegrityError(
+            f"{manifest.model.path}: skops cannot load it ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _estimators(estimator: Any) -> Iterator[Any]:
+    yield estimator
+    for _, step in getattr(estimator, "steps", []):
+        if step is not None and step != "passthrough":
+            yield from _estimators(step)
+
+
+def _check_feature_names(estimator: Any, features: list[str]) -> None:
+    """The model must have been fitted on the manifest's features, in the manifest's order.
+
+    Then the names are dropped: we always predict from a float array in that order, and a
+    model fitted on a DataFrame would otherwise warn "X does not have valid feature names" on
+    every request.
+    """
+    fitted = getattr(estimator, "feature_names_in_", None)
+    if fitted is not None and [str(name) for name in fitted] != features:
+        raise ArtifactIntegrityError(
+            f"the model was fitted on features {list(map(str, fitted))} but the manifest's "
+            f"input_schema lists {features}"
+        )
+    for part in _estimators(estimator):
+        if "feature_names_in_" in vars(part):
+            delattr(part, "feature_names_in_")
+
+
+def self_test(model: LoadedModel) -> None:
+    """Predict the manifest's examples (or one in-range row) before accepting any request."""
+    manifest = model.manifest
+    examples = manifest.examples
+    if examples:
+        rows = np.array([[ex.input[n] for n in model.feature_names] for ex in examples], float)
+    else:
+        rows = np.array([[f.min for f in manifest.input_schema]], dtype=np.float64)
+    try:
+        predictions = model.predict(rows)
+    except Exception as exc:  # a model that cannot predict its own examples must not serve
+        raise ModelSelfTestError(
+            f"the model fails on its own examples ({type(exc).__name__}: {exc})"
+        ) from None
+    if len(predictions) != len(rows):
+        raise ModelSelfTestError(f"the model gave {len(predictions)} outputs for {len(rows)} rows")
+    for index, (example, got) in enumerate(zip(examples, predictions, strict=False)):
+        if not math.isclose(got, example.prediction, rel_tol=EXAMPLE_RTOL, abs_tol=EXAMPLE_ATOL):
+            raise ModelSelfTestError(
+                f"examples[{index}]: the model predicts {got!r}, the manifest records "
+                f"{example.prediction!r}"
+            )
+    if not all(math.isfinite(value) for value in predictions):
+        raise ModelSelfTestError("the model predicts a non-finite value for its examples")

@@ -1,0 +1,56 @@
+"""The narrow model boundary: a verified, loaded model and ``predict(rows)``.
+
+Routes and validation see only this class; scikit-learn stays behind it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from artifact_contract import Manifest
+from sklearn import config_context
+
+
+class LoadedModel:
+    def __init__(self, estimator: Any, manifest: Manifest, manifest_sha256: str, source: str):
+        self._estimator = estimator
+        self.manifest = manifest
+        self.manifest_sha256 = manifest_sha256
+        self.source = source
+        self.feature_names: tuple[str, ...] = tuple(manifest.feature_names)
+
+    @property
+    def model_version(self) -> str:
+        return self.manifest.model_version
+
+    def predict(self, rows: npt.NDArray[np.float64]) -> list[float]:
+        """Predict for a 2-D float array whose columns follow ``feature_names``."""
+        # Inputs were validated as finite numbers already; skip sklearn's re-checks.
+        with config_context(assume_finite=True, skip_parameter_validation=True):
+            output = self._estimator.predict(rows)
+        values: list[float] = np.asarray(output, dtype=np.float64).reshape(-1).tolist()
+        return values
+
+    def summary(self) -> dict[str, Any]:
+        """What ``GET /model`` shows: identity, schema, quality, provenance."""
+        manifest = self.manifest
+        return {
+            "model_version": manifest.model_version,
+            "manifest_sha256": self.manifest_sha256,
+            "created_at": manifest.created_at,
+            "flavor": manifest.model.flavor,
+            "input_schema": [
+                {"name": f.name, "type": f.type, "min": f.min, "max": f.max}
+                for f in manifest.input_schema
+            ],
+            "output": manifest.output,
+            "metrics": manifest.metrics,
+            "quality_gate": {"passed": manifest.quality_gate.passed},
+            "libraries": manifest.libraries,
+            "git": None
+            if manifest.git is None
+            else {"commit": manifest.git.commit, "dirty": manifest.git.dirty},
+            "examples": [{"input": e.input, "prediction": e.prediction} for e in manifest.examples],
+        }

@@ -1,0 +1,78 @@
+"""The HTTP API. Views validate, call the model boundary and shape JSON; nothing else."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, Response, g, request
+
+from inference.errors import UnsupportedMediaType
+from inference.responses import json_response
+from inference.state import current_state
+
+api = Blueprint("api", __name__)
+
+
+def _health() -> Response:
+    model, _ = current_state().require_model()
+    return json_response(
+        {
+            "status": "ok",
+            "model_version": model.model_version,
+            "manifest_sha256": model.manifest_sha256,
+        }
+    )
+
+
+@api.get("/health")
+def health() -> Response:
+    return _health()
+
+
+@api.get("/ping")
+def ping() -> Response:
+    """SageMaker's health check."""
+    return _health()
+
+
+@api.get("/model")
+def model_summary() -> Response:
+    model, _ = current_state().require_model()
+    return json_response(model.summary())
+
+
+@api.post("/predict")
+def predict() -> Response:
+    state = current_state()
+    model, validator = state.require_model()
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType(
+            "send the body as JSON with the header Content-Type: application/json"
+        )
+    parsed = validator.parse(request.get_data(cache=False))
+    started = time.perf_counter()
+    predictions = model.predict(parsed.rows)
+    elapsed = time.perf_counter() - started
+    g.predict_ms = round(elapsed * 1000, 3)
+    g.rows = len(predictions)
+    state.metrics.predict_time.observe(elapsed)
+    state.metrics.rows.inc(len(predictions))
+    body: dict[str, Any] = (
+        {"predictions": predictions} if parsed.batch else {"prediction": predictions[0]}
+    )
+    body["model_version"] = model.model_version
+    body["request_id"] = g.request_id
+    return json_response(body)
+
+
+@api.post("/invocations")
+def invocations() -> Response:
+    """SageMaker's inference route: the same contract as /predict."""
+    return predict()
+
+
+@api.get("/metrics")
+def metrics() -> Response:
+    registry = current_state().metrics
+    return Response(registry.render(), content_type=registry.content_type)

@@ -1,0 +1,66 @@
+"""gunicorn configuration for the service, and the gunicorn application that runs our app.
+
+The Flask app (and so the model) is built once in the master before it forks: workers share it
+and never fetch, extract or verify anything themselves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from inference.logs import gunicorn_logconfig
+from inference.metrics import mark_worker_dead
+from inference.settings import Settings
+
+SHM = Path("/dev/shm")
+
+
+def bind_address(settings: Settings) -> str:
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return f"{host}:{settings.port}"
+
+
+def gunicorn_options(settings: Settings, metrics_dir: Path) -> dict[str, Any]:
+    def child_exit(_server: Any, worker: Any) -> None:
+        mark_worker_dead(worker.pid, metrics_dir)
+
+    options: dict[str, Any] = {
+        "bind": [bind_address(settings)],
+        "workers": settings.workers,
+        # Sync workers: each request is a short CPU-bound predict; one process per core,
+        # no GIL contention, and a crashed worker is replaced without touching the others.
+        "worker_class": "sync",
+        "preload_app": True,
+        "timeout": settings.timeout,
+        # SIGTERM: stop accepting, let in-flight requests finish for up to this long.
+        "graceful_timeout": settings.graceful_timeout,
+        "control_socket_disable": True,
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": settings.log_level,
+        "logconfig_dict": gunicorn_logconfig(settings.log_level),
+        "proc_name": "inference",
+        "child_exit": child_exit,
+    }
+    if SHM.is_dir():
+        # The worker heartbeat file: on a container's overlay /tmp, writes can stall workers.
+        options["worker_tmp_dir"] = str(SHM)
+    return options
+
+
+class InferenceServer(BaseApplication):  # type: ignore[misc]
+    def __init__(self, app: Flask, options: dict[str, Any]) -> None:
+        self._app = app
+        self._options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self._options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        return self._app

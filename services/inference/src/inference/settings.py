@@ -1,0 +1,119 @@
+"""The service's one settings object, built from the environment here and nowhere else."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from inference.errors import ConfigurationError
+
+DEFAULT_MODEL_DIR = Path("runs/artifacts/latest")
+# SageMaker unpacks ModelDataUrl here; used when nothing else names a model.
+SAGEMAKER_MODEL_DIR = Path("/opt/ml/model")
+MIB = 1024 * 1024
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_artifact_uri: str | None = None
+    model_dir: Path = DEFAULT_MODEL_DIR
+    model_sha256: str | None = None
+    model_cache_dir: Path = Path(tempfile.gettempdir()) / "mlpipeline-inference"
+    max_archive_bytes: int = 2048 * MIB
+    max_batch_rows: int = 10_000
+    max_body_bytes: int = 6 * MIB
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    timeout: int = 30
+    graceful_timeout: int = 30
+    log_level: str = "info"
+    omp_num_threads: str = "1"
+    metrics_dir: Path | None = None
+
+    @property
+    def model_reference(self) -> str:
+        """What the operator asked for, for logs: the URI, else the directory."""
+        return self.model_artifact_uri or str(self.model_dir)
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        sagemaker_model_dir: Path = SAGEMAKER_MODEL_DIR,
+    ) -> Settings:
+        env = os.environ if environ is None else environ
+
+        def text(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        uri = text("MODEL_ARTIFACT_URI")
+        model_dir_text = text("MODEL_DIR")
+        if model_dir_text is not None:
+            model_dir = Path(model_dir_text)
+        elif uri is None and sagemaker_model_dir.is_dir():
+            model_dir = sagemaker_model_dir
+        else:
+            model_dir = DEFAULT_MODEL_DIR
+
+        sha256 = text("MODEL_SHA256")
+        if sha256 is not None and not _SHA256.fullmatch(sha256):
+            raise ConfigurationError("MODEL_SHA256 must be a 64-character hex sha256 digest")
+
+        log_level = (text("LOG_LEVEL") or "info").lower()
+        if log_level not in _LOG_LEVELS:
+            raise ConfigurationError(f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
+
+        defaults = cls()
+        cache_dir = text("MODEL_CACHE_DIR")
+        metrics_dir = text("PROMETHEUS_MULTIPROC_DIR")
+        return cls(
+            model_artifact_uri=uri,
+            model_dir=model_dir,
+            model_sha256=None if sha256 is None else sha256.lower(),
+            model_cache_dir=Path(cache_dir) if cache_dir else defaults.model_cache_dir,
+            max_archive_bytes=_integer(env, "MODEL_MAX_ARCHIVE_BYTES", defaults.max_archive_bytes),
+            max_batch_rows=_integer(env, "MAX_BATCH_ROWS", defaults.max_batch_rows),
+            max_body_bytes=_integer(env, "MAX_BODY_BYTES", defaults.max_body_bytes),
+            host=text("HOST") or defaults.host,
+            port=_integer(env, "PORT", defaults.port, minimum=0, maximum=65535),
+            workers=_integer(env, "WORKERS", os.cpu_count() or 1),
+            timeout=_integer(env, "TIMEOUT", defaults.timeout),
+            graceful_timeout=_integer(env, "GRACEFUL_TIMEOUT", defaults.graceful_timeout),
+            log_level=log_level,
+            omp_num_threads=text("OMP_NUM_THREADS") or defaults.omp_num_threads,
+            metrics_dir=Path(metrics_dir) if metrics_dir else None,
+        )
+
+
+def _integer(
+    env: Mapping[str, str], name: str, default: int, minimum: int = 1, maximum: int | None = None
+) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be an integer, got {raw[:32]!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+        raise ConfigurationError(f"{name} must be {bound}, got {value}")
+    return value
+
+
+def apply_process_environment(settings: Settings, metrics_dir: Path) -> None:
+    """Export what native libraries and prometheus_client read from the environment themselves.
+
+    Must run before numpy, scikit-learn or prometheus_client are imported: OpenMP sizes its
+    thread pool, and prometheus_client picks its multiprocess value class, at import time.
+    """
+    os.environ["OMP_NUM_THREADS"] = settings.omp_num_threads
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)

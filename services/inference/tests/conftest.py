@@ -1,0 +1,196 @@
+"""Tiny real artifacts, built here: a small scikit-learn model fitted on a DataFrame (as the
+trainer does), dumped with skops, described by a real manifest and published with ArtifactRoot.
+No training run, network or cloud account is needed."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+from artifact_contract import (
+    ArtifactRoot,
+    DataRef,
+    Example,
+    Feature,
+    Manifest,
+    ModelRef,
+    QualityGate,
+    file_digests,
+    sha256_bytes,
+    write_manifest,
+)
+from flask import Flask
+from flask.testing import FlaskClient
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
+
+from inference.app import create_app
+from inference.loader import load_model
+from inference.model import LoadedModel
+from inference.settings import Settings
+
+FEATURES = ["age", "income_k", "tenure_years"]
+RECORD = {"age": 42, "income_k": 88.0, "tenure_years": 6}
+
+
+def training_frame(rows: int = 200, seed: int = 7) -> tuple[pd.DataFrame, pd.Series]:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "age": rng.integers(18, 80, rows).astype(float),
+            "income_k": rng.uniform(10.0, 200.0, rows),
+            "tenure_years": rng.integers(0, 30, rows).astype(float),
+        }
+    )
+    target = 0.5 * frame["age"] + 0.1 * frame["income_k"] + frame["tenure_years"]
+    return frame, target + rng.normal(0.0, 1.0, rows)
+
+
+def make_estimator(kind: str) -> Any:
+    if kind == "ridge":
+        return Pipeline([("scale", StandardScaler()), ("model", Ridge(alpha=1.0))])
+    if kind == "hgb":
+        return HistGradientBoostingRegressor(max_iter=15, random_state=0)
+    raise ValueError(kind)
+
+
+def serving_libraries() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": metadata.version("scikit-learn"),
+        "numpy": metadata.version("numpy"),
+        "skops": metadata.version("skops"),
+        "mlflow": "3.17.2",
+    }
+
+
+def build_run(
+    root: Path,
+    estimator: Any = "ridge",
+    *,
+    libraries: dict[str, str] | None = None,
+    example_offset: float = 0.0,
+    schema_order: list[str] | None = None,
+) -> Path:
+    """Fit, dump and publish one run under ``root``; return its run directory."""
+    frame, target = training_frame()
+    model = make_estimator(estimator) if isinstance(estimator, str) else estimator
+    model.fit(frame, target)
+    sample = frame.head(3)
+    predictions = [float(p) for p in model.predict(sample)]
+    artifacts = ArtifactRoot(root)
+    with artifacts.staging() as staging:
+        sio.dump(model, staging / "model.skops")
+        (staging / "MLmodel").write_text(
+            "flavors:\n  python_function:\n    loader_module: mlflow.sklearn\n"
+            "  sklearn:\n    pickled_model: model.skops\n    serialization_format: skops\n"
+        )
+        (staging / "requirements.txt").write_text("scikit-learn\nskops\n")
+        (staging / "metrics.json").write_text('{"rmse": 1.0}\n')
+
+        def finalize(directory: Path, version: str) -> None:
+            (directory / "model_version.txt").write_text(version + "\n")
+            names = schema_order or FEATURES
+            manifest = Manifest(
+                model_version=version,
+                created_at="2026-11-26T11:00:00Z",
+                model=ModelRef(flavor="sklearn", path="model.skops", format="skops"),
+                files=file_digests(directory),
+                input_schema=[
+                    Feature(name, "number", float(frame[name].min()), float(frame[name].max()))
+                    for name in names
+                ],
+                output={"name": "spend"},
+                data=DataRef("synthetic:seed=7", sha256_bytes(b"data"), len(frame)),
+                params={"seed": 7},
+                metrics={"rmse": 1.0},
+                quality_gate=QualityGate(passed=True),
+                libraries=libraries or serving_libraries(),
+                git=None,
+                examples=[
+                    Example({str(k): float(v) for k, v in row.items()}, prediction + example_offset)
+                    for row, prediction in zip(sample.to_dict("records"), predictions, strict=True)
+                ],
+            )
+            write_manifest(directory, manifest)
+
+        version = artifacts.publish(staging, finalize, move_latest=True)
+    return artifacts.run_dir(version)
+
+
+def copy_run(run_dir: Path, destination: Path) -> Path:
+    shutil.copytree(run_dir, destination)
+    return destination
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_openmp_thread() -> Iterator[None]:
+    """As the server does (OMP_NUM_THREADS=1): threaded tree predictions on tiny inputs are
+    dominated by thread wake-ups."""
+    with threadpool_limits(limits=1, user_api="openmp"):
+        yield
+
+
+@pytest.fixture(scope="session")
+def artifact_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("artifacts")
+    build_run(root, "hgb")  # v001
+    build_run(root, "ridge")  # v002, latest
+    return root
+
+
+@pytest.fixture(scope="session")
+def ridge_run(artifact_root: Path) -> Path:
+    return artifact_root / "runs" / "v002"
+
+
+@pytest.fixture(scope="session")
+def hgb_run(artifact_root: Path) -> Path:
+    return artifact_root / "runs" / "v001"
+
+
+@pytest.fixture
+def settings(ridge_run: Path, tmp_path: Path) -> Settings:
+    return Settings(model_dir=ridge_run, model_cache_dir=tmp_path / "cache", max_batch_rows=50)
+
+
+@pytest.fixture(scope="session")
+def loaded_model(ridge_run: Path, tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
+    cache = tmp_path_factory.mktemp("cache")
+    return load_model(Settings(model_dir=ridge_run, model_cache_dir=cache))
+
+
+@pytest.fixture
+def app(settings: Settings, loaded_model: LoadedModel) -> Flask:
+    return create_app(settings, loaded_model)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Credentials for moto only; no shared AWS config of the machine is read."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    yield

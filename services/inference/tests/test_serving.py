@@ -1,0 +1,180 @@
+"""One real gunicorn server with two workers on a loopback port, started as a user would."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import RECORD
+
+INFERENCE = Path(sys.executable).parent / "inference"
+WORKERS = 2
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+    port: int = 0
+
+    def records(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in list(self.lines)]
+
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            data = None if body is None else json.dumps(body).encode()
+            sent = {"Content-Type": "application/json", **(headers or {})}
+            connection.request(method, path, body=data, headers=sent)
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            connection.close()
+
+
+def wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def server(ridge_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    env.update(
+        {
+            "MODEL_DIR": str(ridge_run),
+            "MODEL_CACHE_DIR": str(tmp_path_factory.mktemp("cache")),
+            "HOST": "127.0.0.1",
+            "PORT": "0",  # gunicorn picks a free port and logs it
+            "WORKERS": str(WORKERS),
+        }
+    )
+    process = subprocess.Popen(
+        [str(INFERENCE), "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    stdout = process.stdout
+    server = Server(process)
+
+    def read() -> None:
+        for line in stdout:
+            server.lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+
+    def listening() -> bool:
+        for line in server.lines:
+            match = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", line)
+            if match:
+                server.port = int(match.group(1))
+        booted = sum("Booting worker" in line for line in server.lines)
+        return server.port != 0 and booted >= WORKERS
+
+    try:
+        wait_for(listening, 60, "gunicorn to listen with every worker")
+        yield server
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise
+        reader.join(timeout=5)
+        stdout.close()
+    assert process.returncode == 0, "gunicorn did not stop cleanly on SIGTERM"
+
+
+def test_start_up_logs_the_model_source_and_digest(server: Server, ridge_run: Path) -> None:
+    loaded = [r for r in server.records() if r["event"] == "model_loaded"]
+    assert len(loaded) == 1  # loaded once, in the master, before the fork
+    manifest_digest = json.loads(server.request("GET", "/health")[2])["manifest_sha256"]
+    assert loaded[0]["manifest_sha256"] == manifest_digest
+    assert loaded[0]["model_source"] == str(ridge_run)
+    assert loaded[0]["workers"] == WORKERS
+
+
+def test_predict_over_http(server: Server) -> None:
+    status, headers, body = server.request("POST", "/predict", RECORD, {"X-Request-ID": "abc"})
+    assert status == 200
+    answer = json.loads(body)
+    assert isinstance(answer["prediction"], float)
+    assert answer["request_id"] == headers["X-Request-ID"] == "abc"
+
+
+def test_bad_input_is_4xx_and_never_kills_a_worker(server: Server) -> None:
+    booted = sum("Booting worker" in line for line in server.lines)
+    bodies: list[object] = [{"age": True}, [1, 2], {"instances": []}, "NaN"]
+    for body in bodies:
+        assert 400 <= server.request("POST", "/predict", body)[0] < 500
+    assert server.request("POST", "/predict", None, {"Content-Type": "text/csv"})[0] == 415
+    assert server.request("GET", "/health")[0] == 200
+    assert sum("Booting worker" in line for line in server.lines) == booted
+
+
+def metric(text: str, prefix: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_the_requests_of_every_worker(server: Server) -> None:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(
+            pool.map(lambda _: server.request("POST", "/predict", RECORD)[0], range(80))
+        )
+    assert statuses == [200] * 80
+
+    def served() -> list[dict[str, Any]]:
+        return [
+            r for r in server.records()
+            if r["event"] == "request" and r["path"] == "/predict" and r["status"] == 200
+        ]  # fmt: skip
+
+    wait_for(lambda: len(served()) >= 81, 10, "the request logs")
+    pids = {r["pid"] for r in served()}
+    assert len(pids) == WORKERS, "every worker should have served some of the requests"
+    ok = 'inference_requests_total{method="POST",route="/predict",status="200"}'
+    for _ in range(6):  # whichever worker answers the scrape reports everyone's requests
+        text = server.request("GET", "/metrics")[2].decode()
+        assert metric(text, ok) == len(served())
+        assert metric(text, "inference_rows_predicted_total") == len(served())
+        assert metric(text, "inference_model_info{") == 1.0
+
+
+def test_every_log_line_is_json_with_the_request_fields(server: Server) -> None:
+    records = server.records()  # each line parsed as JSON, or this fails
+    requests = [r for r in records if r["event"] == "request"]
+    assert requests
+    for record in requests:
+        assert {"ts", "level", "event", "request_id", "method", "path", "status", "latency_ms",
+                "predict_ms", "model_version", "rows"} <= set(record)  # fmt: skip
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", record["ts"])
+    errors = [r for r in requests if r["status"] >= 400]
+    assert errors and all("error_code" in r for r in errors)
