@@ -16,6 +16,7 @@ from inference.metrics import Metrics
 from inference.model import LoadedModel
 from inference.responses import json_response
 from inference.routes import api
+from inference.sampling import prediction_sampler
 from inference.settings import Settings
 from inference.state import EXTENSION, ServiceState
 from inference.validation import RequestValidator
@@ -51,7 +52,9 @@ def create_app(
     validator = (
         None if model is None else RequestValidator(model.feature_names, settings.max_batch_rows)
     )
-    state = ServiceState(settings, model, validator, metrics, configure_logging(settings.log_level))
+    logger = configure_logging(settings.log_level)
+    sampler = prediction_sampler(settings, model, logger)
+    state = ServiceState(settings, model, validator, metrics, logger, sampler)
     app.extensions[EXTENSION] = state
     if model is not None:
         metrics.model_info.labels(model.model_version, model.manifest_sha256).set(1)

@@ -58,6 +58,8 @@ def predict() -> Response:
     g.rows = len(predictions)
     state.metrics.predict_time.observe(elapsed)
     state.metrics.rows.inc(len(predictions))
+    if state.sampler is not None:
+        state.sampler.record(g.request_id, model.model_version, parsed.rows, predictions)
     body: dict[str, Any] = (
         {"predictions": predictions} if parsed.batch else {"prediction": predictions[0]}
     )

@@ -36,6 +36,9 @@ class Settings:
     log_level: str = "info"
     omp_num_threads: str = "1"
     metrics_dir: Path | None = None
+    # Prediction sampling for drift checks (inference/sampling.py): off unless both are set.
+    prediction_log: str | None = None
+    prediction_sample_rate: float = 0.0
 
     @property
     def model_reference(self) -> str:
@@ -90,7 +93,28 @@ class Settings:
             log_level=log_level,
             omp_num_threads=text("OMP_NUM_THREADS") or defaults.omp_num_threads,
             metrics_dir=Path(metrics_dir) if metrics_dir else None,
+            prediction_log=text("PREDICTION_LOG"),
+            prediction_sample_rate=_sample_rate(env, text("PREDICTION_LOG")),
         )
+
+
+def _sample_rate(env: Mapping[str, str], destination: str | None) -> float:
+    raw = env.get("PREDICTION_SAMPLE_RATE", "").strip()
+    if not raw:
+        return 0.0
+    try:
+        rate = float(raw)
+    except ValueError:
+        raise ConfigurationError(
+            f"PREDICTION_SAMPLE_RATE must be a number between 0 and 1, got {raw[:32]!r}"
+        ) from None
+    if not 0.0 <= rate <= 1.0:  # also refuses nan
+        raise ConfigurationError(f"PREDICTION_SAMPLE_RATE must be between 0 and 1, got {raw[:32]}")
+    if rate > 0.0 and destination is None:
+        raise ConfigurationError(
+            "PREDICTION_SAMPLE_RATE > 0 needs PREDICTION_LOG (a file path, or stdout)"
+        )
+    return rate
 
 
 def _integer(

@@ -10,6 +10,7 @@ from flask import current_app
 from inference.errors import ModelNotReady
 from inference.metrics import Metrics
 from inference.model import LoadedModel
+from inference.sampling import PredictionSampler
 from inference.settings import Settings
 from inference.validation import RequestValidator
 
@@ -23,6 +24,7 @@ class ServiceState:
     validator: RequestValidator | None
     metrics: Metrics
     logger: logging.Logger
+    sampler: PredictionSampler | None = None  # None: prediction sampling is off
 
     def require_model(self) -> tuple[LoadedModel, RequestValidator]:
         if self.model is None or self.validator is None:

@@ -20,6 +20,8 @@ class Settings:
     experiment_name: str
     registered_model_name: str
     artifact_root: Path
+    # SageMaker training-container layout root (the `train` entrypoint, trainer/sagemaker.py).
+    sagemaker_base_dir: Path = Path("/opt/ml")
 
     @classmethod
     def from_env(
@@ -35,6 +37,7 @@ class Settings:
             registered_model_name=env.get("MLFLOW_REGISTERED_MODEL_NAME")
             or DEFAULT_REGISTERED_MODEL,
             artifact_root=Path(env.get("MLPIPELINE_ARTIFACT_ROOT") or runs / "artifacts"),
+            sagemaker_base_dir=Path(env.get("SAGEMAKER_BASE_DIR") or "/opt/ml"),
         )
 
 
