@@ -108,7 +108,12 @@ def build_run(
                 model=ModelRef(flavor="sklearn", path="model.skops", format="skops"),
                 files=file_digests(directory),
                 input_schema=[
-                    Feature(name, "number", float(frame[name].min()), float(frame[name].max()))
+                    Feature(
+                        name,
+                        "number" if name == "income_k" else "integer",
+                        float(frame[name].min()),
+                        float(frame[name].max()),
+                    )
                     for name in names
                 ],
                 output={"name": "spend"},

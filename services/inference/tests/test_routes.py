@@ -58,7 +58,7 @@ def test_single_record_prediction_matches_the_model(
 def test_batch_prediction_returns_one_prediction_per_record_in_order(
     client: FlaskClient, loaded_model: LoadedModel
 ) -> None:
-    records = [{"age": 20 + i, "income_k": 50.5 + i, "tenure_years": i} for i in range(5)]
+    records = [{"age": 20.0 + i, "income_k": 50.5 + i, "tenure_years": i} for i in range(5)]
     response = post(client, {"instances": records})
     assert response.status_code == 200
     rows = np.array([[r["age"], r["income_k"], r["tenure_years"]] for r in records], float)

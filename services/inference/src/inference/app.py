@@ -50,7 +50,9 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     metrics = metrics or Metrics(settings.metrics_dir)
     validator = (
-        None if model is None else RequestValidator(model.feature_names, settings.max_batch_rows)
+        None
+        if model is None
+        else RequestValidator(model.feature_names, settings.max_batch_rows, model.integer_features)
     )
     logger = configure_logging(settings.log_level)
     sampler = prediction_sampler(settings, model, logger)

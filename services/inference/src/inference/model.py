@@ -20,6 +20,9 @@ class LoadedModel:
         self.manifest_sha256 = manifest_sha256
         self.source = source
         self.feature_names: tuple[str, ...] = tuple(manifest.feature_names)
+        self.integer_features = frozenset(
+            feature.name for feature in manifest.input_schema if feature.type == "integer"
+        )
 
     @property
     def model_version(self) -> str:

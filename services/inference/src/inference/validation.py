@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,9 +76,15 @@ def _kind(value: object) -> str:
 
 
 class RequestValidator:
-    def __init__(self, feature_names: Sequence[str], max_rows: int) -> None:
+    def __init__(
+        self,
+        feature_names: Sequence[str],
+        max_rows: int,
+        integer_features: Collection[str] = (),
+    ) -> None:
         self.feature_names = tuple(feature_names)
         self._features = frozenset(self.feature_names)
+        self._integers = frozenset(integer_features)
         self.max_rows = max_rows
 
     def parse(self, body: bytes) -> ParsedRequest:
@@ -140,6 +146,12 @@ class RequestValidator:
             if not (-_FLOAT_MAX <= value <= _FLOAT_MAX):
                 raise InvalidInput(
                     f"field {_field(prefix, name)} must be a finite number, got one out of range",
+                    code="invalid_value",
+                )
+            # The schema's "integer" features take 6 or 6.0, not 6.5.
+            if kind is float and name in self._integers and not value.is_integer():
+                raise InvalidInput(
+                    f"field {_field(prefix, name)} must be an integer, got a fractional number",
                     code="invalid_value",
                 )
             row.append(value)
