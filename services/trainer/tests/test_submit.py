@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,17 @@ def submit(
     ]
     code = cli.main(argv, settings)
     return code, json.loads(out.read_text()) if out.exists() else None
+
+
+def head_commit() -> str | None:
+    """The checkout's commit, or None outside a git checkout (e.g. an unpacked sdist)."""
+    done = subprocess.run(
+        ["git", "-C", str(Path(__file__).parent), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip() if done.returncode == 0 else None
 
 
 def botocore_errors(request: dict[str, Any]) -> str:
@@ -97,8 +109,7 @@ def test_dry_run_writes_a_request_botocore_accepts(tmp_path: Path) -> None:
     assert request["HyperParameters"] == {"max_iter": "50", "model": "hist_gb"}
     assert request["VpcConfig"] == {"Subnets": ["subnet-0abc"], "SecurityGroupIds": ["sg-0abc"]}
     assert request["Environment"] == {"MLFLOW_TRACKING_URI": "https://mlflow.internal.example:5000"}
-    # The tests run inside the git checkout, so the commit is recorded.
-    assert record["git_sha"] and len(record["git_sha"]) == 40
+    assert record["git_sha"] == head_commit()
 
 
 def test_a_local_tracking_store_is_not_sent_to_sagemaker(tmp_path: Path) -> None:
