@@ -8,11 +8,13 @@ PREDICTION_LOG is a file path or ``stdout``. One line per sampled row::
 
 Cost is bounded: off costs one comparison per request; on, a single-row request costs one
 random draw, and a batch costs O(sampled rows), not O(rows), because the gaps between sampled
-rows are drawn from a geometric distribution. Each worker opens its own line-buffered,
-append-mode handle on first use (never in the gunicorn master, whose handles the workers would
-share), so every line is written by one ``write()``: whole on a pipe (lines are far below
-PIPE_BUF) and, with O_APPEND, on a regular file, so workers never interleave half lines.
-Sampling is best effort: a write error is logged once per worker and never fails a request.
+rows are drawn from a geometric distribution. A line is formatted from a per-request prefix and
+a per-model template (no json.dumps per row). Each worker opens its own append-mode descriptor
+on first use (never in the gunicorn master, whose descriptors the workers would share) and keeps
+it; lines go out in ``os.write`` calls of whole lines of at most PIPE_BUF (4 KiB) bytes, which
+the kernel never interleaves with another process's writes, on a pipe (stdout) or, with
+O_APPEND, on a file. Sampling is best effort: a write error is logged once per worker and never
+fails a request (docs/04_monitoring.md has the measured cost).
 """
 
 from __future__ import annotations
@@ -25,8 +27,6 @@ import random
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import IO
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +38,8 @@ from inference.settings import Settings
 
 STDOUT = "stdout"
 EVENT = "prediction"
+# Writes up to this size are atomic on a pipe (POSIX PIPE_BUF is at least 512; Linux has 4096).
+WRITE_CHUNK = 4096
 
 
 class PredictionSampler:
@@ -56,7 +58,10 @@ class PredictionSampler:
         self._rng = rng or random.Random()
         # log(1 - rate): the scale of the geometric gaps between sampled rows.
         self._log_keep = math.log1p(-self.rate) if 0.0 < self.rate < 1.0 else 0.0
-        self._handle: IO[str] | None = None
+        # '"features": {"age": %s, ...}, "prediction": %s}': names are quoted once, here.
+        fields = ", ".join(f"{json.dumps(name)}: %r" for name in self.feature_names)
+        self._row_template = '"features": {' + fields + '}, "prediction": %s}\n'
+        self._fd: int | None = None
         self._pid = 0
         self._failed = False
 
@@ -104,42 +109,48 @@ class PredictionSampler:
         if not picked:
             return 0
         ts = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        names = self.feature_names
+        head = {"ts": ts, "event": EVENT, "request_id": request_id, "model_version": model_version}
+        prefix = json.dumps(head)[:-1] + ", "  # the object left open for the row's fields
+        template = self._row_template
+        # Features were validated finite, so repr() is their JSON; a prediction might not be.
+        values: list[list[float]] = rows[picked].tolist()  # one numpy call for all picked rows
         lines = [
-            json.dumps(
-                {
-                    "ts": ts,
-                    "event": EVENT,
-                    "request_id": request_id,
-                    "model_version": model_version,
-                    "features": dict(zip(names, rows[index].tolist(), strict=True)),
-                    "prediction": predictions[index],
-                }
-            )
-            + "\n"
-            for index in picked
+            prefix + template % (*row, _json_number(predictions[index]))
+            for row, index in zip(values, picked, strict=True)
         ]
         try:
-            handle = self._worker_handle()
-            for line in lines:
-                handle.write(line)  # line-buffered: one write() per line
-        except (OSError, ValueError) as exc:
+            self._write_lines(lines)
+        except OSError as exc:
             self._report_failure(exc)
             return 0
         return len(lines)
 
-    def _worker_handle(self) -> IO[str]:
-        pid = os.getpid()
-        if self._handle is None or self._pid != pid:
-            self._handle = self._open()
-            self._pid = pid
-        return self._handle
+    def _write_lines(self, lines: list[str]) -> None:
+        fd = self._worker_fd()
+        chunk: list[bytes] = []
+        size = 0
+        for line in lines:
+            data = line.encode()
+            if chunk and size + len(data) > WRITE_CHUNK:
+                _write_all(fd, b"".join(chunk))
+                chunk, size = [], 0
+            chunk.append(data)
+            size += len(data)
+        if chunk:
+            _write_all(fd, b"".join(chunk))
 
-    def _open(self) -> IO[str]:
+    def _worker_fd(self) -> int:
+        pid = os.getpid()
+        if self._fd is None or self._pid != pid:
+            self._fd = self._open()
+            self._pid = pid
+        return self._fd
+
+    def _open(self) -> int:
         if self.destination == STDOUT:
-            # Our own line-buffered handle on fd 1 (sys.stdout may be block-buffered in a pipe).
-            return open(sys.stdout.fileno(), "w", buffering=1, encoding="utf-8", closefd=False)
-        return Path(self.destination or "").open("a", buffering=1, encoding="utf-8")
+            return sys.stdout.fileno()
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        return os.open(self.destination or "", flags, 0o644)
 
     def _report_failure(self, exc: Exception) -> None:
         if not self._failed:
@@ -153,9 +164,20 @@ class PredictionSampler:
             )
 
     def close(self) -> None:
-        if self._handle is not None and self._pid == os.getpid():
-            self._handle.close()
-        self._handle = None
+        if self._fd is not None and self._pid == os.getpid() and self.destination != STDOUT:
+            os.close(self._fd)
+        self._fd = None
+
+
+def _json_number(value: float) -> str:
+    return repr(float(value)) if math.isfinite(value) else "null"
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    # A regular file or pipe takes the whole buffer in one call; loop for the odd short write.
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def prediction_sampler(
