@@ -152,3 +152,17 @@ def test_sampling_settings_are_read_from_the_environment() -> None:
     settings = Settings.from_env({"PREDICTION_LOG": "stdout", "PREDICTION_SAMPLE_RATE": "0.25"})
     assert (settings.prediction_log, settings.prediction_sample_rate) == ("stdout", 0.25)
     assert Settings.from_env({"PREDICTION_LOG": "/tmp/p.jsonl"}).prediction_sample_rate == 0.0
+
+
+def test_a_large_batch_is_written_whole_in_several_chunks(tmp_path: Path) -> None:
+    log = tmp_path / "p.jsonl"
+    s = sampler(1.0, destination=str(log))
+    rows = np.column_stack([np.arange(300.0), np.full(300, 55.5), np.full(300, 3.0)])
+    predictions = [float(i) * 1.5 for i in range(300)]
+    predictions[7] = float("nan")  # a model output that is not JSON-able is written as null
+    assert s.record("big", "v002", rows, predictions) == 300
+    s.close()
+    assert log.stat().st_size > 4 * 4096  # more than one write chunk
+    lines = read_lines(log)
+    assert [line["features"]["age"] for line in lines] == [float(i) for i in range(300)]
+    assert lines[7]["prediction"] is None and lines[8]["prediction"] == 12.0
