@@ -22,6 +22,10 @@ class Settings:
     artifact_root: Path
     # SageMaker training-container layout root (the `train` entrypoint, trainer/sagemaker.py).
     sagemaker_base_dir: Path = Path("/opt/ml")
+    # Promotion: where deployment references live, and the inference service the smoke gate
+    # starts as a process (the trainer never imports inference code).
+    deployments_dir: Path = Path("runs/deployments")
+    inference_bin: Path = Path("services/inference/.venv/bin/inference")
 
     @classmethod
     def from_env(
@@ -38,6 +42,11 @@ class Settings:
             or DEFAULT_REGISTERED_MODEL,
             artifact_root=Path(env.get("MLPIPELINE_ARTIFACT_ROOT") or runs / "artifacts"),
             sagemaker_base_dir=Path(env.get("SAGEMAKER_BASE_DIR") or "/opt/ml"),
+            deployments_dir=Path(env.get("MLPIPELINE_DEPLOYMENTS_DIR") or runs / "deployments"),
+            inference_bin=Path(
+                env.get("MLPIPELINE_INFERENCE_BIN")
+                or root / "services" / "inference" / ".venv" / "bin" / "inference"
+            ),
         )
 
 

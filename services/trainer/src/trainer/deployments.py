@@ -1,0 +1,196 @@
+"""Deployment references and their history, under ``runs/deployments/``.
+
+    <target>.json      the reference a server for that target is started with:
+                       {"model_version", "artifact_uri", "manifest_sha256", "promoted_at",
+                        "approved_by"}; replaced atomically (temp file + os.replace)
+    history.jsonl      one JSON record per promotion or rollback, appended, never rewritten
+    .lock              flock held by a promotion or rollback from its first gate to its last write
+
+A reference names an immutable run directory *and* its manifest digest, so a server started from
+it refuses an artifact that changed after promotion.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from artifact_contract import is_version
+
+from trainer.errors import TrainerError
+
+TARGETS = ("staging", "production")
+HISTORY_FILE = "history.jsonl"
+LOCK_FILE = ".lock"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class DeploymentError(TrainerError):
+    """A deployment reference or the history is missing, unreadable or inconsistent."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    model_version: str
+    artifact_uri: str
+    manifest_sha256: str
+    promoted_at: str
+    approved_by: str | None
+
+    @property
+    def run_dir(self) -> Path:
+        return run_dir_of(self.artifact_uri)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Any, source: str) -> Reference:
+        fields = ("model_version", "artifact_uri", "manifest_sha256", "promoted_at", "approved_by")
+        if not isinstance(raw, dict) or sorted(raw) != sorted(fields):
+            raise DeploymentError(f"{source}: a reference holds exactly {', '.join(fields)}")
+        if not isinstance(raw["model_version"], str) or not is_version(raw["model_version"]):
+            raise DeploymentError(f"{source}: model_version must look like v001")
+        if not isinstance(raw["manifest_sha256"], str) or not _SHA256.fullmatch(
+            raw["manifest_sha256"]
+        ):
+            raise DeploymentError(f"{source}: manifest_sha256 must be a sha256 hex digest")
+        for key in ("artifact_uri", "promoted_at"):
+            if not isinstance(raw[key], str) or not raw[key]:
+                raise DeploymentError(f"{source}: {key} must be a non-empty string")
+        if raw["approved_by"] is not None and not isinstance(raw["approved_by"], str):
+            raise DeploymentError(f"{source}: approved_by must be a string or null")
+        return cls(**raw)
+
+
+def artifact_uri_of(run_dir: Path) -> str:
+    """The immutable run directory as a file:// URI (resolved: never through ``latest``)."""
+    return run_dir.resolve().as_uri()
+
+
+def run_dir_of(artifact_uri: str) -> Path:
+    parsed = urlparse(artifact_uri)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    if parsed.scheme == "":
+        return Path(artifact_uri)
+    raise DeploymentError(
+        f"artifact_uri {artifact_uri!r}: only local run directories (file://) can be promoted"
+    )
+
+
+class Deployments:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def reference_path(self, target: str) -> Path:
+        if target not in TARGETS:
+            raise DeploymentError(f"unknown target {target!r} (expected {' or '.join(TARGETS)})")
+        return self.directory / f"{target}.json"
+
+    @property
+    def history_path(self) -> Path:
+        return self.directory / HISTORY_FILE
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """One promotion or rollback at a time, across processes."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with (self.directory / LOCK_FILE).open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def read(self, target: str) -> Reference | None:
+        """The current reference of ``target``, or None when nothing was promoted there yet."""
+        path = self.reference_path(target)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise DeploymentError(f"{path}: cannot read ({exc.strerror})") from None
+        try:
+            raw = json.loads(text)
+        except ValueError as exc:
+            raise DeploymentError(f"{path}: not valid JSON ({exc})") from None
+        return Reference.from_dict(raw, str(path))
+
+    def write(self, target: str, reference: Reference) -> Path:
+        path = self.reference_path(target)
+        write_json_atomically(path, reference.to_dict())
+        return path
+
+    def append_history(self, record: dict[str, Any]) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(record, sort_keys=True, allow_nan=False) + "\n"
+        # One write of one line in append mode: a reader sees whole records only.
+        with self.history_path.open("a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def history(self) -> list[dict[str, Any]]:
+        try:
+            lines = self.history_path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        records = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                raise DeploymentError(f"{self.history_path}:{number}: not valid JSON") from None
+            if not isinstance(record, dict):
+                raise DeploymentError(f"{self.history_path}:{number}: not a JSON object")
+            records.append(record)
+        return records
+
+    def lineage(self, target: str) -> list[Reference]:
+        """The references ``target`` has stood on, replayed from the history as a stack: a
+        promotion pushes its reference, a rollback pops back to the one before. The last item is
+        the current reference; the one before it is what a rollback restores."""
+        stack: list[Reference] = []
+        for record in self.history():
+            if record.get("target") != target:
+                continue
+            if record.get("event") == "promote":
+                stack.append(Reference.from_dict(record["to"], str(self.history_path)))
+            elif record.get("event") == "rollback" and stack:
+                stack.pop()
+        return stack
+
+
+def write_json_atomically(path: Path, document: dict[str, Any]) -> None:
+    """Write to a temporary file in the same directory, fsync, then ``os.replace``: a reader sees
+    the old document or the new one, never a half-written one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = (json.dumps(document, indent=2, allow_nan=False) + "\n").encode()
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

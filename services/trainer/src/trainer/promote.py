@@ -1,0 +1,256 @@
+"""``trainer promote``: move an immutable artifact (its manifest digest) to staging or production.
+
+Gates, in order, stopping at the first that fails (exit 3, one line saying which and why):
+  1 integrity  — the run directory exists and every digest verifies;
+  2 quality    — the run passed its training gate, its holdout metrics meet policy.toml's
+                 [promotion] thresholds, and (production, or --against-production) its rmse is not
+                 worse than the current production model's beyond the tolerance;
+  3 smoke      — the real inference service, started on the candidate, reproduces its examples;
+  4 staging and approval (production only) — the same artifact is in staging, an approver named.
+Then: the MLflow alias moves and is tagged, ``runs/deployments/<target>.json`` is replaced
+atomically and a record is appended to ``runs/deployments/history.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from artifact_contract import ArtifactRoot, ContractError, Manifest, read_manifest
+
+from trainer import provenance
+from trainer.deployments import (
+    TARGETS,
+    DeploymentError,
+    Deployments,
+    Reference,
+    artifact_uri_of,
+    write_json_atomically,
+)
+from trainer.errors import EXIT_GATE_FAILED, EXIT_OK, TrainerError
+from trainer.gates import Gate, PromotionPolicy, integrity, quality, staged_and_approved
+from trainer.policy import POLICY_FILE
+from trainer.registry import Registry
+from trainer.settings import Settings
+from trainer.smoke import smoke
+
+_log = logging.getLogger("trainer")
+
+
+class PromotionRefused(TrainerError):
+    """A gate said no. Carries the record (every gate run so far, with its figures)."""
+
+    exit_code = EXIT_GATE_FAILED
+
+    def __init__(self, message: str, record: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.record = record
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "promote",
+        help="gate a run and promote it to staging or production",
+        description="Promote runs/vNNN to a target after the integrity, quality, smoke and "
+        "(production) staging+approval gates. Exit codes: 0 promoted, 1 error, "
+        "2 bad command line, 3 refused by a gate.",
+    )
+    parser.add_argument("--version", required=True, help="the run to promote, e.g. v003")
+    parser.add_argument("--target", required=True, choices=TARGETS)
+    add_common_arguments(parser)
+    parser.add_argument(
+        "--against-production",
+        action="store_true",
+        help="staging too: refuse a run worse than the current production model",
+    )
+    parser.set_defaults(handler=run)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--approved-by", help="who approved (required for production)")
+    parser.add_argument(
+        "--policy", type=Path, help=f"policy file with a [promotion] table (default {POLICY_FILE})"
+    )
+    parser.add_argument(
+        "--output-dir", type=Path, help="artifact root (default runs/artifacts at the repo root)"
+    )
+    parser.add_argument("--record", type=Path, help="also write the record (JSON) to this file")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    root = ArtifactRoot((args.output_dir or settings.artifact_root).absolute())
+    policy = PromotionPolicy.load(args.policy or settings.repo_root / POLICY_FILE)
+    try:
+        record = promote(
+            settings,
+            root,
+            policy,
+            version=args.version,
+            target=args.target,
+            approved_by=args.approved_by,
+            against_production=args.against_production,
+        )
+    except PromotionRefused as exc:
+        emit(exc.record, args.record)
+        raise
+    emit(record, args.record)
+    return EXIT_OK
+
+
+def emit(record: dict[str, Any], path: Path | None) -> None:
+    sys.stdout.write(json.dumps(record, indent=2) + "\n")
+    if path is not None:
+        write_json_atomically(path, record)
+
+
+def promote(
+    settings: Settings,
+    root: ArtifactRoot,
+    policy: PromotionPolicy,
+    *,
+    version: str,
+    target: str,
+    approved_by: str | None,
+    against_production: bool = False,
+) -> dict[str, Any]:
+    deployments = Deployments(settings.deployments_dir)
+    run_dir = root.run_dir(version)
+    with deployments.lock():
+        current = deployments.read(target)
+        record = new_record(settings, "promote", target, current, policy, approved_by)
+        record["model_version"] = version
+        gates = GateRunner(record, f"promotion of {version} to {target}")
+
+        first = gates.check(integrity(run_dir))
+        manifest_sha256 = str(first.figures["manifest_sha256"])
+        manifest = read_manifest(run_dir)
+        if current is not None and current.manifest_sha256 == manifest_sha256:
+            raise DeploymentError(f"{version} is already the {target} reference: nothing to do")
+        production = None
+        if target == "production" or against_production:
+            production = production_manifest(deployments, manifest_sha256)
+        gates.check(quality(manifest, policy, production))
+        gates.check(smoke(settings.inference_bin, run_dir, manifest, manifest_sha256))
+        if target == "production":
+            staging = deployments.read("staging")
+            gates.check(staged_and_approved(version, manifest_sha256, staging, approved_by))
+
+        reference = Reference(
+            model_version=version,
+            artifact_uri=artifact_uri_of(run_dir),
+            manifest_sha256=manifest_sha256,
+            promoted_at=record["at"],
+            approved_by=approved_by.strip() if approved_by and approved_by.strip() else None,
+        )
+        install(settings, deployments, target, reference, record, policy.sha256)
+    return record
+
+
+class GateRunner:
+    """Runs gates in order into the record; the first failure raises PromotionRefused."""
+
+    def __init__(self, record: dict[str, Any], action: str) -> None:
+        self.record = record
+        self.action = action
+
+    def check(self, gate: Gate) -> Gate:
+        self.record["gates"].append(gate.to_dict())
+        number = len(self.record["gates"])
+        if not gate.passed:
+            self.record["outcome"] = "refused"
+            self.record["refused_at"] = gate.name
+            raise PromotionRefused(
+                f"{self.action} refused at gate {number} ({gate.name}): {gate.detail}",
+                self.record,
+            )
+        _log.info("gate %d %s: passed (%s)", number, gate.name, gate.detail)
+        return gate
+
+
+def production_manifest(deployments: Deployments, candidate_sha256: str) -> Manifest | None:
+    """The manifest of the current production model to compare against; None when there is no
+    production model yet, or it is this very artifact."""
+    production = deployments.read("production")
+    if production is None or production.manifest_sha256 == candidate_sha256:
+        return None
+    try:
+        return read_manifest(production.run_dir)
+    except ContractError as exc:
+        raise DeploymentError(
+            f"cannot read the current production model {production.model_version}: {exc}"
+        ) from None
+
+
+def new_record(
+    settings: Settings,
+    event: str,
+    target: str,
+    current: Reference | None,
+    policy: PromotionPolicy | None,
+    approved_by: str | None,
+) -> dict[str, Any]:
+    git = provenance.git_info(settings.repo_root)
+    return {
+        "event": event,
+        "target": target,
+        "at": provenance.utc_now(),
+        "outcome": "started",
+        "from_version": current.model_version if current else None,
+        "to_version": None,
+        "from": current.to_dict() if current else None,
+        "to": None,
+        "approved_by": approved_by,
+        "gates": [],
+        "policy": None if policy is None else {"path": str(policy.path), "sha256": policy.sha256},
+        "git": None if git is None else {"commit": git.commit, "dirty": git.dirty},
+        "registry": None,
+    }
+
+
+def install(
+    settings: Settings,
+    deployments: Deployments,
+    target: str,
+    reference: Reference,
+    record: dict[str, Any],
+    policy_sha256: str | None,
+) -> None:
+    """After every gate passed: the registry alias, then the reference, then the history record.
+    The reference is what servers start from, so it is written only once the alias has moved."""
+    registry = Registry(settings.tracking_uri, settings.registered_model_name)
+    registered = registry.find(reference.model_version, reference.manifest_sha256)
+    tags = {
+        "promoted_to": target,
+        "promoted_at": reference.promoted_at,
+        "approved_by": reference.approved_by or "",
+    }
+    if policy_sha256 is not None:
+        tags["policy_sha256"] = policy_sha256
+    registry.move_alias(target, registered, tags)
+    path = deployments.write(target, reference)
+    record.update(
+        outcome="promoted" if record["event"] == "promote" else "rolled_back",
+        to_version=reference.model_version,
+        to=reference.to_dict(),
+        registry={
+            "name": registered.name,
+            "version": registered.version,
+            "alias": target,
+            "tracking_uri": settings.tracking_uri,
+        },
+    )
+    deployments.append_history(record)
+    _log.info(
+        "%s: %s -> %s (registry %s version %s, alias %s); reference %s",
+        target,
+        record["from_version"] or "none",
+        reference.model_version,
+        registered.name,
+        registered.version,
+        target,
+        path,
+    )

@@ -1,0 +1,192 @@
+"""Gate 3, the contract smoke test: the real inference service, started as a process on the
+candidate, must answer /health with the candidate's identity and reproduce the manifest's examples.
+
+The trainer never imports inference code: it runs the service's own console script
+(``inference serve``) the way an operator would, with ``MODEL_ARTIFACT_URI`` + ``MODEL_SHA256``,
+on a free loopback port and one worker, then stops it with SIGTERM (gunicorn's graceful stop).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from artifact_contract import Manifest
+
+from trainer.gates import Gate
+
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 20.0
+# Predictions travel as JSON floats (repr round-trips exactly); the tolerance only absorbs a
+# different BLAS summation order between the two environments.
+REL_TOLERANCE = 1e-9
+ABS_TOLERANCE = 1e-6
+# Loopback only, and never through a proxy the environment might name.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class SmokeFailure(Exception):
+    """The server did not start or did not answer as the contract says."""
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+def server_environment(run_dir: Path, manifest_sha256: str, port: int) -> dict[str, str]:
+    """The whole environment of the child: nothing inherited, so a stray MODEL_DIR or
+    PROMETHEUS_MULTIPROC_DIR of the caller cannot change what is tested."""
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "MODEL_ARTIFACT_URI": run_dir.resolve().as_uri(),
+        "MODEL_SHA256": manifest_sha256,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WORKERS": "1",
+    }
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def running_server(inference_bin: Path, run_dir: Path, manifest_sha256: str) -> Iterator[Server]:
+    if not inference_bin.is_file():
+        raise SmokeFailure(
+            f"no inference service at {inference_bin} (run `make setup`, or set "
+            "MLPIPELINE_INFERENCE_BIN)"
+        )
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="trainer-smoke-") as scratch:
+        log_path = Path(scratch) / "server.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [str(inference_bin), "serve"],
+                env=server_environment(run_dir, manifest_sha256, port),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=scratch,
+                start_new_session=True,  # its own process group: stopped as a whole
+            )
+        server = Server(f"http://127.0.0.1:{port}", process, log_path)
+        try:
+            _wait_ready(server)
+            yield server
+        finally:
+            stop(process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def last_log_message(log_path: Path) -> str:
+    """The reason the service gave (its JSON refusal line), else its last line."""
+    lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+    for line in reversed(lines):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("event") == "startup_refused":
+            return f"{record.get('code')}: {record.get('message')}"
+    return lines[-1].strip() if lines else "(no output)"
+
+
+def _wait_ready(server: Server) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise SmokeFailure(
+                f"the inference service exited with status {server.process.returncode} before "
+                f"it was ready: {last_log_message(server.log_path)}"
+            )
+        try:
+            with _OPENER.open(server.url + "/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.1)
+    raise SmokeFailure(f"the inference service was not ready within {START_TIMEOUT:.0f} s")
+
+
+def request_json(url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with _OPENER.open(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def smoke(inference_bin: Path, run_dir: Path, manifest: Manifest, manifest_sha256: str) -> Gate:
+    figures: dict[str, Any] = {"examples": len(manifest.examples)}
+    if not manifest.examples:
+        return Gate("smoke", False, "the manifest holds no examples to check", figures)
+    started = time.monotonic()
+    try:
+        with running_server(inference_bin, run_dir, manifest_sha256) as server:
+            figures["start_s"] = round(time.monotonic() - started, 2)
+            status, health = request_json(server.url + "/health")
+            if status != 200 or health.get("manifest_sha256") != manifest_sha256:
+                raise SmokeFailure(f"/health answered {status} {json.dumps(health)[:200]}")
+            instances = [example.input for example in manifest.examples]
+            status, answer = request_json(server.url + "/predict", {"instances": instances})
+            if status != 200 or not isinstance(answer, dict):
+                raise SmokeFailure(f"/predict answered {status} {json.dumps(answer)[:200]}")
+            got = answer.get("predictions")
+            if answer.get("model_version") != manifest.model_version:
+                raise SmokeFailure(f"/predict answered for model {answer.get('model_version')}")
+            expected = [example.prediction for example in manifest.examples]
+            if not isinstance(got, list) or len(got) != len(expected):
+                raise SmokeFailure(f"/predict returned {got!r:.200} for {len(expected)} rows")
+            worst = max(abs(float(a) - b) for a, b in zip(got, expected, strict=True))
+            figures["max_abs_diff"] = worst
+            for index, (actual, wanted) in enumerate(zip(got, expected, strict=True)):
+                if not math.isclose(
+                    float(actual), wanted, rel_tol=REL_TOLERANCE, abs_tol=ABS_TOLERANCE
+                ):
+                    raise SmokeFailure(
+                        f"/predict gave {actual} for example {index}, the manifest says {wanted}"
+                    )
+    except SmokeFailure as exc:
+        return Gate("smoke", False, str(exc), figures)
+    return Gate(
+        "smoke",
+        True,
+        f"inference service on {manifest.model_version}: /health 200, "
+        f"{len(expected)} examples reproduced",
+        figures,
+    )

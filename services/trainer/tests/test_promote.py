@@ -1,0 +1,348 @@
+"""Issue 5's "done when", end to end: real trainings into a real SQLite MLflow store, real
+`trainer promote` / `rollback` / `retrain` commands, and the real inference service started as a
+gunicorn process by the smoke gate (and by the tests, from a deployment reference).
+
+The tests in this module run in order on one shared world (trainings and servers are the slow
+part): promote v001 → refusals → v002 through to production and rollback → retrain → tampering.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from artifact_contract import sha256_file
+
+from trainer import data
+from trainer.cli import main
+from trainer.settings import Settings, find_repo_root
+
+REPO_ROOT = find_repo_root(Path(__file__))
+POLICY = REPO_ROOT / "services" / "trainer" / "policy.toml"
+INFERENCE_BIN = REPO_ROOT / "services" / "inference" / ".venv" / "bin" / "inference"
+SAMPLES = "400"
+
+pytestmark = pytest.mark.skipif(
+    not INFERENCE_BIN.is_file(), reason="the inference service's venv is not set up (make setup)"
+)
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def record(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.stdout)
+        return parsed
+
+
+def trainer(settings: Settings, *argv: str) -> Result:
+    """``trainer ...`` in this process, capturing what a user would see."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv), settings=settings)
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def promote(settings: Settings, version: str, target: str, *extra: str) -> Result:
+    return trainer(
+        settings,
+        "promote",
+        "--version",
+        version,
+        "--target",
+        target,
+        "--policy",
+        str(POLICY),
+        *extra,
+    )
+
+
+@dataclass(frozen=True)
+class World:
+    settings: Settings
+    tmp: Path
+
+    @property
+    def deployments(self) -> Path:
+        return self.settings.deployments_dir
+
+    def run_dir(self, version: str) -> Path:
+        return self.settings.artifact_root / "runs" / version
+
+    def reference(self, target: str) -> dict[str, Any] | None:
+        path = self.deployments / f"{target}.json"
+        if not path.exists():
+            return None
+        loaded: dict[str, Any] = json.loads(path.read_text())
+        return loaded
+
+    def history(self) -> list[dict[str, Any]]:
+        path = self.deployments / "history.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    def alias(self, alias: str) -> str | None:
+        """The ``model_version`` tag of the registered version the alias points at."""
+        from mlflow.exceptions import MlflowException
+        from mlflow.tracking import MlflowClient
+
+        uri = self.settings.tracking_uri
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        try:
+            found = client.get_model_version_by_alias(self.settings.registered_model_name, alias)
+        except MlflowException:
+            return None
+        return str(found.tags["model_version"])
+
+    def state(self) -> tuple[Any, ...]:
+        return (
+            self.reference("staging"),
+            self.reference("production"),
+            self.alias("staging"),
+            self.alias("production"),
+            len(self.history()),
+        )
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    """v001, v002: good runs (different seeds). v003: fails its training gate. v004: passes the
+    policy's absolute thresholds but is ~18 % worse than v001 on the same data (tolerance 10 %)."""
+    tmp = tmp_path_factory.mktemp("promote")
+    settings = replace(
+        Settings.from_env({}, cwd=REPO_ROOT),
+        tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}",
+        experiment_name="promote-tests",
+        registered_model_name="promote-tests",
+        artifact_root=tmp / "artifacts",
+        deployments_dir=tmp / "deployments",
+        inference_bin=INFERENCE_BIN,
+    )
+    trainings = [
+        (["--seed", "1"], 0),
+        (["--seed", "2"], 0),
+        (["--seed", "3", "--alpha", "1000000"], 3),
+        (["--seed", "1", "--alpha", "60"], 0),
+    ]
+    for flags, expected in trainings:
+        result = trainer(settings, "train", "--samples", SAMPLES, *flags)
+        assert result.code == expected, result.stderr
+    return World(settings, tmp)
+
+
+def test_promote_v001_to_staging_then_production(world: World) -> None:
+    staged = promote(world.settings, "v001", "staging")
+    assert staged.code == 0, staged.stderr
+    assert [gate["name"] for gate in staged.record["gates"]] == ["integrity", "quality", "smoke"]
+    produced = promote(world.settings, "v001", "production", "--approved-by", "alice")
+    assert produced.code == 0, produced.stderr
+    assert "gate 4 staging_and_approval: passed" in produced.stderr
+
+    reference = world.reference("production")
+    assert reference is not None
+    assert reference["manifest_sha256"] == sha256_file(world.run_dir("v001") / "manifest.json")
+    assert reference["model_version"] == "v001"
+    assert reference["approved_by"] == "alice"
+    assert Path(reference["artifact_uri"].removeprefix("file://")) == world.run_dir("v001")
+    assert world.alias("production") == "v001"
+    assert world.alias("staging") == "v001"
+
+    last = world.history()[-1]
+    assert (last["event"], last["target"], last["from_version"], last["to_version"]) == (
+        "promote",
+        "production",
+        None,
+        "v001",
+    )
+    smoke = next(gate for gate in last["gates"] if gate["name"] == "smoke")
+    assert smoke["passed"] and smoke["figures"]["examples"] == 5
+    assert last["policy"]["sha256"] == sha256_file(POLICY)
+
+
+def test_refusals_leave_references_and_aliases_unchanged(world: World) -> None:
+    before = world.state()
+
+    straight = promote(world.settings, "v002", "production", "--approved-by", "alice")
+    assert straight.code == 3
+    assert straight.stderr.strip().splitlines()[-1] == (
+        "error: promotion of v002 to production refused at gate 4 (staging_and_approval): "
+        "v002 is not in staging (staging holds v001); promote it to staging first"
+    )
+
+    failed = promote(world.settings, "v003", "staging")
+    assert failed.code == 3
+    assert "refused at gate 2 (quality): v003 failed its training gate" in failed.stderr
+    assert failed.record["refused_at"] == "quality"
+
+    worse = promote(world.settings, "v004", "production", "--approved-by", "alice")
+    assert worse.code == 3
+    last_line = worse.stderr.strip().splitlines()[-1]
+    assert "refused at gate 2 (quality)" in last_line
+    assert "vs production v001" in last_line and "tolerance +10%" in last_line
+    quality = worse.record["gates"][-1]["figures"]
+    assert quality["rmse_change"] > 0.1 and quality["production_version"] == "v001"
+
+    missing = promote(world.settings, "v009", "staging")
+    assert missing.code == 3
+    assert "refused at gate 1 (integrity): no run directory" in missing.stderr
+
+    assert world.state() == before
+
+
+def test_v002_through_staging_to_production_then_rollback(world: World) -> None:
+    assert promote(world.settings, "v002", "staging").code == 0
+    unapproved = promote(world.settings, "v002", "production")
+    assert unapproved.code == 3
+    assert "production needs a recorded approver" in unapproved.stderr
+    produced = promote(world.settings, "v002", "production", "--approved-by", "bob")
+    assert produced.code == 0, produced.stderr
+    assert world.alias("production") == "v002"
+    assert produced.record["from_version"] == "v001"
+
+    rolled = trainer(world.settings, "rollback", "--target", "production", "--approved-by", "carol")
+    assert rolled.code == 0, rolled.stderr
+    reference = world.reference("production")
+    assert reference is not None
+    assert reference["model_version"] == "v001"
+    assert reference["manifest_sha256"] == sha256_file(world.run_dir("v001") / "manifest.json")
+    assert reference["approved_by"] == "alice"  # the artifact's own approval
+    assert world.alias("production") == "v001"
+    last = world.history()[-1]
+    assert (last["event"], last["from_version"], last["to_version"]) == ("rollback", "v002", "v001")
+    assert last["approved_by"] == "carol"
+    assert [gate["name"] for gate in last["gates"]] == ["integrity", "smoke"]
+
+    # Nothing earlier than v001: a second rollback says so and changes nothing.
+    before = world.state()
+    again = trainer(world.settings, "rollback", "--target", "production")
+    assert again.code == 1
+    assert "nothing to roll back to: v001 is the first production reference" in again.stderr
+    assert world.state() == before
+
+    # The server started from the reference serves v001.
+    with serving_from_reference(world, "production") as (process, url):
+        health = json.loads(_get(url + "/health"))
+        assert process.poll() is None
+        assert health["model_version"] == "v001"
+        assert health["manifest_sha256"] == reference["manifest_sha256"]
+
+
+def test_retrain_promotes_a_good_candidate_to_staging_and_prints_the_comparison(
+    world: World,
+) -> None:
+    frame = data.synthetic(400, 5).frame
+    csv = world.tmp / "new-data.csv"
+    frame.to_csv(csv, index=False)
+    common = ["retrain", "--data-uri", str(csv), "--policy", str(POLICY)]
+
+    good = trainer(world.settings, *common)
+    assert good.code == 0, good.stderr
+    assert "retrain: candidate v005 vs production v001" in good.stderr
+    assert good.record["outcome"] == "v005 promoted to staging"
+    assert good.record["production"]["model_version"] == "v001"
+    assert world.reference("staging") == good.record["promotion"]["to"]
+    assert world.alias("staging") == "v005"
+
+    before = world.state()
+    bad = trainer(world.settings, *common, "--train-args", "--alpha 200")
+    assert bad.code == 3
+    assert "retrain: candidate v006 vs production v001" in bad.stderr
+    assert "v006 not promoted" in bad.record["outcome"]
+    assert "refused at gate 2 (quality)" in bad.stderr.strip().splitlines()[-1]
+    assert world.state() == before
+
+
+def test_a_changed_artifact_cannot_be_served_under_its_promoted_name(world: World) -> None:
+    reference = world.reference("production")
+    assert reference is not None
+    model_file = world.run_dir(reference["model_version"]) / "model.skops"
+    model_file.chmod(0o644)
+    content = bytearray(model_file.read_bytes())
+    content[len(content) // 2] ^= 0x01
+    model_file.write_bytes(bytes(content))
+
+    process = subprocess.run(
+        [str(INFERENCE_BIN), "serve"],
+        env=reference_environment(world, "production"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert process.returncode != 0
+    refusals = [
+        json.loads(line)
+        for line in (process.stdout + process.stderr).splitlines()
+        if line.startswith("{") and '"startup_refused"' in line
+    ]
+    assert len(refusals) == 1, process.stdout + process.stderr
+    assert "model.skops" in refusals[0]["message"]
+
+    # And a rollback to it, or a new promotion of it, refuses at the integrity gate.
+    promoted = promote(world.settings, reference["model_version"], "staging")
+    assert promoted.code == 3
+    assert "refused at gate 1 (integrity)" in promoted.stderr
+
+
+# --- serving from a deployment reference (what `make serve TARGET=...` does) ----------------
+
+
+def reference_environment(world: World, target: str, port: int = 0) -> dict[str, str]:
+    reference = world.reference(target)
+    assert reference is not None
+    return {
+        "PATH": "/usr/bin:/bin",
+        "MODEL_ARTIFACT_URI": reference["artifact_uri"],
+        "MODEL_SHA256": reference["manifest_sha256"],
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WORKERS": "1",
+    }
+
+
+@contextlib.contextmanager
+def serving_from_reference(
+    world: World, target: str
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    from trainer.smoke import free_port, stop
+
+    port = free_port()
+    process = subprocess.Popen(
+        [str(INFERENCE_BIN), "serve"],
+        env=reference_environment(world, target, port),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert process.poll() is None, "the server exited"
+            try:
+                _get(url + "/health")
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield process, url
+    finally:
+        stop(process)
+
+
+def _get(url: str) -> str:
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(url, timeout=5) as response:
+        return str(response.read().decode())
