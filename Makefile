@@ -86,6 +86,20 @@ bench: uv ## Benchmark our server against `mlflow models serve` on the same run 
 drift: uv ## Drift check of a sampled prediction log vs the training profile (LOG=path [VERSION=vNNN])
 	@$(MAKE) -C services/trainer drift LOG='$(LOG)' VERSION='$(VERSION)'
 
+# Promotion: VERSION, TARGET, APPROVED_BY, DATA_URI, RECORD reach services/trainer through the
+# environment (never pasted into a recipe). `make serve TARGET=production` serves the reference.
+.PHONY: promote
+promote: uv ## Gate + promote a run (VERSION=vNNN TARGET=staging|production [APPROVED_BY=name])
+	@$(MAKE) -C services/trainer promote
+
+.PHONY: rollback
+rollback: uv ## Restore the previous deployment reference and registry alias (TARGET=production)
+	@$(MAKE) -C services/trainer rollback
+
+.PHONY: retrain
+retrain: uv ## Train on new data, promote to staging if it passes the gates (DATA_URI=...)
+	@$(MAKE) -C services/trainer retrain
+
 # Images: docker builds from the repo root, each followed by build/<service>_build_metadata.json.
 # Override the repository name with IMAGE=... (e.g. an ECR registry path) and the tag with TAG=...
 TAG ?= dev
