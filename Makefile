@@ -86,6 +86,10 @@ bench: uv ## Benchmark our server against `mlflow models serve` on the same run 
 drift: uv ## Drift check of a sampled prediction log vs the training profile (LOG=path [VERSION=vNNN])
 	@$(MAKE) -C services/trainer drift LOG='$(LOG)' VERSION='$(VERSION)'
 
+.PHONY: traffic
+traffic: uv ## Send rows like the training data to a running server (TRAFFIC_ARGS="--rows 300 --shift income_k=25")
+	@$(MAKE) -C services/trainer traffic TRAFFIC_ARGS='$(TRAFFIC_ARGS)'
+
 # Promotion: VERSION, TARGET, APPROVED_BY, DATA_URI, RECORD reach services/trainer through the
 # environment (never pasted into a recipe). `make serve TARGET=production` serves the reference.
 .PHONY: promote

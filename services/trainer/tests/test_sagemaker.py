@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import tarfile
+import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -170,3 +171,17 @@ def test_hyperparameter_flags_maps_names_and_skips_sdk_keys() -> None:
     assert flags == ["--max-iter", "50", "--model", "hist_gb"]
     with pytest.raises(SageMakerError, match="data_uri"):
         hyperparameter_flags({"data_uri": "s3://elsewhere"})
+
+
+def test_the_trainer_image_runs_this_entrypoint_for_docker_run_image_train() -> None:
+    """SageMaker starts the image as `docker run IMAGE train`: with no ENTRYPOINT, `train` is the
+    command, i.e. the console script that points here (the image's build itself runs in CI)."""
+    package = Path(__file__).resolve().parents[1]
+    lines = [line.split(None, 1) for line in (package / "Dockerfile").read_text().splitlines()]
+    instructions = [(words[0], words[1]) for words in lines if len(words) == 2]
+    assert not [args for keyword, args in instructions if keyword == "ENTRYPOINT"]
+    assert [json.loads(args) for keyword, args in instructions if keyword == "CMD"] == [["train"]]
+    with (package / "pyproject.toml").open("rb") as handle:
+        scripts = tomllib.load(handle)["project"]["scripts"]
+    assert scripts["train"] == f"{sagemaker.__name__}:{sagemaker.main.__name__}"
+    assert TRAIN.is_file()

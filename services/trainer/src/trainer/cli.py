@@ -13,11 +13,11 @@ from collections.abc import Sequence
 
 from artifact_contract import ContractError
 
-from trainer import drift, promote, retrain, rollback, submit, train
+from trainer import drift, promote, retrain, rollback, submit, traffic, train
 from trainer.errors import EXIT_ERROR, TrainerError
 from trainer.settings import Settings
 
-SUBCOMMANDS = (train, submit, drift, promote, rollback, retrain)
+SUBCOMMANDS = (train, submit, drift, traffic, promote, rollback, retrain)
 
 
 def build_parser() -> argparse.ArgumentParser:
