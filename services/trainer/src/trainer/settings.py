@@ -57,3 +57,9 @@ def find_repo_root(start: Path) -> Path:
         if (candidate / _ROOT_MARKER).is_file():
             return candidate
     return start
+
+
+def disable_mlflow_telemetry() -> None:
+    """MLflow sends usage telemetry unless told not to, and decides when it is first imported:
+    call this before anything imports mlflow. An explicit user setting wins."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 from pathlib import Path
 from typing import Any
 
-from artifact_contract import ArtifactRoot
+from artifact_contract import ArtifactRoot, QualityGate
 
 from trainer import data, evaluate, model, provenance, tracking
-from trainer.artifact import TrainingOutcome, publish_run
+from trainer.artifact import Published, TrainingOutcome, publish_run
 from trainer.errors import EXIT_GATE_FAILED, EXIT_OK
-from trainer.settings import Settings
+from trainer.settings import Settings, disable_mlflow_telemetry
+from trainer.tracking import Tracked
 
 _log = logging.getLogger("trainer")
 
@@ -54,6 +56,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    disable_mlflow_telemetry()
     config = model.ModelConfig(
         kind=args.model,
         alpha=args.alpha,
@@ -64,6 +67,37 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     )
     root = ArtifactRoot((args.output_dir or settings.artifact_root).absolute())
 
+    # Libraries print to stdout (MLflow's "View run" links); stdout is for the JSON summary only.
+    with contextlib.redirect_stdout(sys.stderr):
+        published, tracked, metrics, gate = _train_publish_track(args, settings, config, root)
+    summary = {
+        "model_version": published.version,
+        "run_dir": str(published.run_dir),
+        "latest": published.is_latest,
+        "manifest_sha256": published.manifest_sha256,
+        "metrics": metrics,
+        "quality_gate": {"passed": gate.passed, "checks": gate.checks},
+        "mlflow": {
+            "tracking_uri": settings.tracking_uri,
+            "experiment_id": tracked.experiment_id,
+            "run_id": tracked.run_id,
+            "registered_model": tracked.registered_name,
+            "registered_version": tracked.registered_version,
+        },
+    }
+    sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+    if not gate.passed:
+        sys.stderr.write(
+            f"error: quality gate failed: {published.version} kept, latest not moved "
+            f"(rmse {metrics['rmse']:.1f} >= {gate.checks[0]['threshold']:.1f})\n"
+        )
+        return EXIT_GATE_FAILED
+    return EXIT_OK
+
+
+def _train_publish_track(
+    args: argparse.Namespace, settings: Settings, config: model.ModelConfig, root: ArtifactRoot
+) -> tuple[Published, Tracked, dict[str, float], QualityGate]:
     dataset = data.load(args.data_uri) if args.data_uri else data.synthetic(args.samples, args.seed)
     _log.info(
         "data: %d rows from %s (sha256 %s)", dataset.rows, dataset.source, dataset.sha256[:12]
@@ -125,26 +159,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         tracked.registered_name,
         tracked.registered_version,
     )
-    summary = {
-        "model_version": published.version,
-        "run_dir": str(published.run_dir),
-        "latest": published.is_latest,
-        "manifest_sha256": published.manifest_sha256,
-        "metrics": metrics,
-        "quality_gate": {"passed": gate.passed, "checks": gate.checks},
-        "mlflow": {
-            "tracking_uri": settings.tracking_uri,
-            "experiment_id": tracked.experiment_id,
-            "run_id": tracked.run_id,
-            "registered_model": tracked.registered_name,
-            "registered_version": tracked.registered_version,
-        },
-    }
-    sys.stdout.write(json.dumps(summary, indent=2) + "\n")
-    if not gate.passed:
-        _log.error("error: quality gate failed: %s kept, latest not moved", published.version)
-        return EXIT_GATE_FAILED
-    return EXIT_OK
+    return published, tracked, metrics, gate
 
 
 def _fraction(text: str) -> float:

@@ -1,0 +1,100 @@
+"""Shared fixtures. Trainings are slow-ish (a second or two each after the first imports), so the
+ones several tests look at are made once per session; each test that writes makes its own root."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Before anything imports mlflow (it decides at import time whether to send telemetry).
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+
+from trainer.cli import main
+from trainer.settings import Settings, find_repo_root
+
+REPO_ROOT = find_repo_root(Path(__file__))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # mlflow.pyfunc warns about its own type hints when imported; nothing we can act on.
+    config.addinivalue_line(
+        "filterwarnings", "ignore:.*Any type hint is inferred as AnyType:UserWarning"
+    )
+    # MLflow's SQLAlchemy store uses a loader strategy SQLAlchemy 2.1 deprecates.
+    config.addinivalue_line(
+        "filterwarnings", "ignore:The ``noload`` loader strategy is deprecated:DeprecationWarning"
+    )
+
+
+SAMPLES = "300"
+
+
+@dataclass(frozen=True)
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.stdout)
+        return parsed
+
+
+def run_cli(argv: Sequence[str], settings: Settings) -> CliResult:
+    """Run ``trainer ...`` in this process and capture what a user would see."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv), settings=settings)
+    return CliResult(code=code, stdout=out.getvalue(), stderr=err.getvalue())
+
+
+def make_settings(tmp: Path) -> Settings:
+    """Settings for a private store and artifact root under ``tmp``."""
+    defaults = Settings.from_env({}, cwd=REPO_ROOT)
+    return replace(
+        defaults,
+        tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}",
+        experiment_name="tests",
+        registered_model_name="tests-regressor",
+        artifact_root=tmp / "artifacts",
+    )
+
+
+@dataclass(frozen=True)
+class TrainedRoot:
+    settings: Settings
+    root: Path
+    results: list[CliResult]
+
+
+@pytest.fixture(scope="session")
+def two_trainings(tmp_path_factory: pytest.TempPathFactory) -> TrainedRoot:
+    """Two default trainings (seed 7) into one artifact root and one SQLite store."""
+    tmp = tmp_path_factory.mktemp("two")
+    settings = make_settings(tmp)
+    results = [run_cli(["train", "--samples", SAMPLES, "--seed", "7"], settings) for _ in range(2)]
+    for result in results:
+        assert result.code == 0, result.stderr
+    return TrainedRoot(settings=settings, root=settings.artifact_root, results=results)
+
+
+@pytest.fixture(scope="session")
+def other_root(tmp_path_factory: pytest.TempPathFactory) -> TrainedRoot:
+    """One training with the same seed into a different directory and a different store."""
+    tmp = tmp_path_factory.mktemp("other")
+    settings = make_settings(tmp)
+    output = tmp / "B"
+    result = run_cli(
+        ["train", "--samples", SAMPLES, "--seed", "7", "--output-dir", str(output)], settings
+    )
+    assert result.code == 0, result.stderr
+    return TrainedRoot(settings=settings, root=output, results=[result])

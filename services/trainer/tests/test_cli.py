@@ -1,0 +1,41 @@
+"""The console script's command line: subcommands, usage errors, exit codes."""
+
+from __future__ import annotations
+
+import pytest
+
+from trainer.cli import build_parser, main
+
+
+def test_train_is_a_subcommand_with_documented_exit_codes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--data-uri", "--samples", "--seed", "--output-dir", "--experiment", "--model"):
+        assert flag in out
+    assert "3 quality gate failed" in out
+
+
+def test_no_subcommand_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2
+    assert "usage: trainer" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--holdout-fraction", "0.9"],
+        ["train", "--model", "forest"],
+        ["train", "--samples", "many"],
+    ],
+)
+def test_bad_flags_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(argv)
+    assert exit_info.value.code == 2
+    assert "error:" in capsys.readouterr().err
