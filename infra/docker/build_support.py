@@ -3,6 +3,9 @@
   metadata     write build/<service>_build_metadata.json after a `docker build`
   stage-model  verify a run directory and copy it (symlinks resolved) into the build context,
                printing its manifest digest, for infra/docker/Dockerfile.local
+  check-context  with Docker's own .dockerignore matcher (docker-py's copy of moby's), check
+               that every COPY source reaches the build context and local state does not
+               (run from the lint-tools venv, which has docker-py; `make lint-infra`)
 
 Expected failures print one line to stderr and exit 1.
 """
@@ -13,12 +16,27 @@ import argparse
 import datetime as dt
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+# Paths the build context must carry (besides every COPY source) and must never carry.
+MUST_SEND = ("build/local-model/manifest.json",)  # staged by `make image-local`
+MUST_NOT_SEND = (
+    "runs/artifacts/latest/manifest.json",
+    "runs/mlflow.db",
+    "services/inference/.venv/bin/python",
+    "services/trainer/.venv/bin/python",
+    "libs/artifact-contract/.venv/bin/python",
+    ".tools/bin/uv",
+    ".git/HEAD",
+    "build/inference_build_metadata.json",
+    "services/inference/src/inference/__pycache__/app.cpython-311.pyc",
+    "services/inference/tests/test_app.py",
+)
 
 
 class BuildError(Exception):
@@ -100,6 +118,50 @@ def stage_model(args: argparse.Namespace) -> None:
     sys.stdout.write(_sha256(dest / "manifest.json") + "\n")
 
 
+def copy_sources(dockerfile: Path) -> list[str]:
+    """The build-context sources of a Dockerfile's COPY/ADD instructions (not --from=stage)."""
+    text = re.sub(r"\\\n", " ", dockerfile.read_text())
+    sources: list[str] = []
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) < 3 or words[0].upper() not in ("COPY", "ADD"):
+            continue
+        if any(word.startswith("--from") for word in words):
+            continue
+        sources += [word for word in words[1:-1] if not word.startswith("--")]
+    return sources
+
+
+def check_context(args: argparse.Namespace) -> None:
+    from docker.utils.build import PatternMatcher  # type: ignore[import-untyped]
+
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    matcher = PatternMatcher(patterns)
+
+    def excluded(path: str) -> bool:
+        # As Docker walks the context: a path is left out when it, or a folder above it, matches.
+        parts = path.split("/")
+        return any(matcher.matches("/".join(parts[: i + 1])) for i in range(len(parts)))
+
+    problems: list[str] = []
+    for name in args.dockerfiles:
+        for source in copy_sources(ROOT / name):
+            if "$" in source:  # a build argument (Dockerfile.local's RUN_DIR): see MUST_SEND
+                continue
+            path = ROOT / source
+            files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+            if not files:
+                problems.append(f"{name}: COPY source {source} does not exist")
+            elif all(excluded(str(f.relative_to(ROOT))) for f in files):
+                problems.append(f"{name}: COPY source {source} is excluded by .dockerignore")
+    problems += [f".dockerignore drops {p}, which must be sent" for p in MUST_SEND if excluded(p)]
+    problems += [f".dockerignore sends {p}" for p in MUST_NOT_SEND if not excluded(p)]
+    if problems:
+        raise BuildError("; ".join(problems))
+    sys.stdout.write(f"build context ok for {len(args.dockerfiles)} Dockerfile(s)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -117,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     stage.add_argument("run_dir")
     stage.add_argument("dest")
     stage.set_defaults(func=stage_model)
+    context = sub.add_parser("check-context", help="check .dockerignore against the Dockerfiles")
+    context.add_argument("dockerfiles", nargs="+")
+    context.set_defaults(func=check_context)
     args = parser.parse_args(argv)
     try:
         args.func(args)
