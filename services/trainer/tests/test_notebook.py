@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 NOTEBOOK = Path(__file__).resolve().parents[3] / "notebooks" / "walkthrough.ipynb"
@@ -19,7 +20,10 @@ def _text(cell: nbformat.NotebookNode) -> str:
     return "".join(parts)
 
 
-def test_the_walkthrough_notebook_runs_top_to_bottom() -> None:
+def test_the_walkthrough_notebook_runs_top_to_bottom(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WALKTHROUGH_DIR", str(tmp_path))  # the kernel inherits it
     notebook = nbformat.read(NOTEBOOK, as_version=4)  # type: ignore[no-untyped-call]
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), (
         "commit the notebook without outputs"
@@ -45,3 +49,4 @@ def test_the_walkthrough_notebook_runs_top_to_bottom() -> None:
     ]
     assert len(images) == 1  # the drift chart
     assert "server stopped with exit code 0" in text
+    assert (tmp_path / "drift" / "report.json").is_file()
