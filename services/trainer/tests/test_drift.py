@@ -23,6 +23,7 @@ from artifact_contract import (
     ModelRef,
     QualityGate,
     file_digests,
+    sha256_file,
     write_manifest,
 )
 from PIL import Image
@@ -136,6 +137,8 @@ def test_no_drift_on_rows_drawn_like_the_training_data(
     report = json.loads((out / "report.json").read_text())
     assert report["drifted"] == []
     assert report["model_version"] == "v001"
+    manifest_file = reference.root / "runs" / "v001" / "manifest.json"
+    assert report["manifest_sha256"] == sha256_file(manifest_file)
     assert report["rows"]["used"] == 400
     assert set(report["scores"]) == {"age", "income_k", "tenure_years", "prediction"}
     assert all(score["psi"] < 0.1 for score in report["scores"].values())

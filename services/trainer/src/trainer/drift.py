@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from artifact_contract import ArtifactRoot, Histogram, Manifest, is_version, read_manifest
+from artifact_contract import (
+    ArtifactRoot,
+    Histogram,
+    Manifest,
+    is_version,
+    manifest_sha256,
+    read_manifest,
+)
 
 from trainer import prediction_log
 from trainer.drift_chart import render_chart
@@ -112,12 +119,16 @@ def assess(
 
 
 def build_report(
-    manifest: Manifest, observed: prediction_log.Observed, scores: list[Score], log: Path
+    manifest: Manifest,
+    observed: prediction_log.Observed,
+    scores: list[Score],
+    log: Path,
+    manifest_digest: str,
 ) -> dict[str, Any]:
     return {
         "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
         "model_version": manifest.model_version,
-        "manifest_sha256": manifest.sha256,
+        "manifest_sha256": manifest_digest,  # of the file as written: the artifact's identity
         "log": str(log),
         "rows": {
             "lines": observed.lines,
@@ -224,12 +235,13 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     policy = DriftPolicy.load(args.policy or settings.repo_root / POLICY_FILE)
-    manifest = _manifest(ArtifactRoot(args.artifact_root or settings.artifact_root), args.version)
+    run_dir = _run_dir(ArtifactRoot(args.artifact_root or settings.artifact_root), args.version)
+    manifest = read_manifest(run_dir)
     observed = prediction_log.read(args.log, manifest.model_version, manifest.feature_names)
     scores = assess(manifest, observed, policy)
 
     out = args.out or settings.repo_root / "runs" / "drift" / manifest.model_version
-    report = build_report(manifest, observed, scores, args.log)
+    report = build_report(manifest, observed, scores, args.log, manifest_sha256(run_dir))
     write_atomically(out / "chart.png", render_chart(manifest.model_version, scores))
     write_atomically(out / "report.json", (json.dumps(report, indent=2) + "\n").encode())
     if args.prom_file:
@@ -248,7 +260,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _manifest(root: ArtifactRoot, version: str | None) -> Manifest:
+def _run_dir(root: ArtifactRoot, version: str | None) -> Path:
     if version is None:
         version = root.latest_version()
         if version is None:
@@ -258,4 +270,4 @@ def _manifest(root: ArtifactRoot, version: str | None) -> Manifest:
     run_dir = root.run_dir(version)
     if not run_dir.is_dir():
         raise DriftError(f"{version}: no such run in {root.runs_dir}")
-    return read_manifest(run_dir)
+    return run_dir
