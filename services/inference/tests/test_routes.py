@@ -154,6 +154,56 @@ MALFORMED: list[tuple[str, bytes | str | Any, int, str, str]] = [
         "invalid_value",
         "'instances[1].age'",
     ),
+    # Batches above a few records are validated by a vectorised pass first; a failure there
+    # must still be found and named by the exact checks.
+    (
+        "bool in big batch",
+        {"instances": [RECORD] * 6 + [{**BAD, "age": False}]},
+        422,
+        "invalid_value",
+        "'instances[6].age' must be a number, got a boolean",
+    ),
+    (
+        "fraction in big batch",
+        {"instances": [RECORD] * 6 + [{**BAD, "age": 6.5}]},
+        422,
+        "invalid_value",
+        "'instances[6].age' must be an integer",
+    ),
+    (
+        "inf in big batch",
+        b'{"instances": ['
+        + b'{"age": 1, "income_k": 1, "tenure_years": 1},' * 6
+        + b'{"age": 1, "income_k": 1e400, "tenure_years": 1}]}',
+        422,
+        "invalid_value",
+        "'instances[6].income_k' must be a finite number",
+    ),
+    (
+        "huge int in big batch",
+        b'{"instances": ['
+        + b'{"age": 1, "income_k": 1, "tenure_years": 1},' * 6
+        + b'{"age": 1, "income_k": 1'
+        + b"0" * 400
+        + b', "tenure_years": 1}]}',
+        422,
+        "invalid_value",
+        "'instances[6].income_k' must be a finite number",
+    ),
+    (
+        "missing in big batch",
+        {"instances": [RECORD] * 6 + [{"age": 1, "income_k": 1}]},
+        422,
+        "missing_field",
+        "'instances[6].tenure_years'",
+    ),
+    (
+        "extra in big batch",
+        {"instances": [RECORD] * 6 + [{**RECORD, "zip": 1}]},
+        422,
+        "unknown_field",
+        "'instances[6].zip'",
+    ),
     ("non-object in batch", {"instances": [RECORD, 5]}, 422, "not_an_object", "instances[1]"),
     ("batch too large", {"instances": [RECORD] * 51}, 413, "batch_too_large", "MAX_BATCH_ROWS"),
 ]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+import random
 import re
 import time
-import uuid
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
@@ -40,7 +40,9 @@ def request_id_from(header: str | None) -> str:
         cleaned = _REQUEST_ID_UNSAFE.sub("", header[: REQUEST_ID_MAX * 4])[:REQUEST_ID_MAX]
         if cleaned:
             return cleaned
-    return uuid.uuid4().hex
+    # Not a secret, only unique: the PRNG (reseeded in each forked worker) spares a urandom
+    # system call per request.
+    return f"{random.getrandbits(128):032x}"
 
 
 def create_app(
@@ -118,26 +120,29 @@ def _http_message(state: ServiceState, exc: HTTPException, status: int) -> str:
 
 
 def _finish(state: ServiceState, response: Response) -> None:
-    request_id = g.get("request_id") or request_id_from(None)
+    # Local references: every `g.x` / `request.x` goes through a context-local proxy.
+    context = g._get_current_object()
+    current = request._get_current_object()  # type: ignore[attr-defined]  # typed as Request
+    request_id = context.get("request_id") or request_id_from(None)
     response.headers[REQUEST_ID_HEADER] = request_id
-    started = g.get("started")
+    started = context.get("started")
     latency = 0.0 if started is None else time.perf_counter() - started
     status = response.status_code
-    route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    method = request.method if request.method in _METHODS else "OTHER"  # bounded labels
-    state.metrics.requests.labels(route, method, str(status)).inc()
-    state.metrics.latency.labels(route).observe(latency)
+    rule = current.url_rule
+    route = rule.rule if rule is not None else "unmatched"
+    method = current.method
+    state.metrics.observe_request(route, method if method in _METHODS else "OTHER", status, latency)
     fields = {
         "request_id": request_id,
-        "method": request.method,
-        "path": request.path[:200],
+        "method": method,
+        "path": current.path[:200],
         "status": status,
         "latency_ms": round(latency * 1000, 3),
-        "predict_ms": g.get("predict_ms"),
+        "predict_ms": context.get("predict_ms"),
         "model_version": None if state.model is None else state.model.model_version,
-        "rows": g.get("rows", 0),
+        "rows": context.get("rows", 0),
     }
-    error_code = g.get("error_code")
+    error_code = context.get("error_code")
     if error_code is not None:
         fields["error_code"] = error_code
     level = logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO

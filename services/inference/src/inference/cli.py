@@ -85,6 +85,7 @@ def serve(settings: Settings, logger: logging.Logger) -> int:
             model_source=model.source,
             model_version=model.model_version,
             manifest_sha256=model.manifest_sha256,
+            predict_path=model.predict_path,
             load_ms=round((time.perf_counter() - started) * 1000, 1),
             bind=bind_address(settings),
             workers=settings.workers,

@@ -29,6 +29,7 @@ from inference.errors import (
     ModelSelfTestError,
     UntrustedTypeError,
 )
+from inference.fastpath import proven_fast_predict
 from inference.model import LoadedModel
 from inference.settings import Settings
 from inference.source import fetch_model
@@ -59,7 +60,9 @@ def load_model(settings: Settings) -> LoadedModel:
         check_library_versions(manifest.libraries, metadata.version)
         estimator = deserialize(fetched.run_dir / manifest.model.path, manifest)
     _check_feature_names(estimator, manifest.feature_names)
-    model = LoadedModel(estimator, manifest, digest, fetched.source)
+    model = LoadedModel(
+        estimator, manifest, digest, fetched.source, proven_fast_predict(estimator, manifest)
+    )
     self_test(model)
     return model
 

@@ -8,6 +8,7 @@ directory (tests with the Flask client) the metrics live in this object's own re
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -28,6 +29,7 @@ class Metrics:
 
     def __init__(self, multiprocess_dir: Path | None = None) -> None:
         self.multiprocess_dir = multiprocess_dir
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "inference_requests",
@@ -56,6 +58,20 @@ class Metrics:
             multiprocess_mode="max",
             registry=self.registry,
         )
+
+    def observe_request(self, route: str, method: str, status: int, latency: float) -> None:
+        """Count one answered request and its latency (label children cached: the label
+        values are bounded, and looking them up costs more than the update)."""
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(latency)
 
     def render(self) -> bytes:
         if self.multiprocess_dir is None:

@@ -31,9 +31,13 @@ def gunicorn_options(settings: Settings, metrics_dir: Path) -> dict[str, Any]:
     options: dict[str, Any] = {
         "bind": [bind_address(settings)],
         "workers": settings.workers,
-        # Sync workers: each request is a short CPU-bound predict; one process per core,
-        # no GIL contention, and a crashed worker is replaced without touching the others.
-        "worker_class": "sync",
+        # One process per core. THREADS=1 (default): sync workers, the least CPU per request
+        # for a short CPU-bound predict (measured: see docs/03_inference.md); each connection
+        # is closed after its response. THREADS>1: gthread workers, which keep connections
+        # alive (KEEPALIVE seconds) for clients that hold them, at some CPU cost per request.
+        "worker_class": "sync" if settings.threads == 1 else "gthread",
+        "threads": settings.threads,
+        "keepalive": settings.keepalive,
         "preload_app": True,
         "timeout": settings.timeout,
         # SIGTERM: stop accepting, let in-flight requests finish for up to this long.

@@ -33,6 +33,8 @@ class Settings:
     workers: int = 1
     timeout: int = 30
     graceful_timeout: int = 30
+    threads: int = 1
+    keepalive: int = 5
     log_level: str = "info"
     omp_num_threads: str = "1"
     metrics_dir: Path | None = None
@@ -90,6 +92,8 @@ class Settings:
             workers=_integer(env, "WORKERS", os.cpu_count() or 1),
             timeout=_integer(env, "TIMEOUT", defaults.timeout),
             graceful_timeout=_integer(env, "GRACEFUL_TIMEOUT", defaults.graceful_timeout),
+            threads=_integer(env, "THREADS", defaults.threads),
+            keepalive=_integer(env, "KEEPALIVE", defaults.keepalive, minimum=0),
             log_level=log_level,
             omp_num_threads=text("OMP_NUM_THREADS") or defaults.omp_num_threads,
             metrics_dir=Path(metrics_dir) if metrics_dir else None,

@@ -8,9 +8,11 @@ other field may appear. Messages name the field and the problem, never echo the 
 from __future__ import annotations
 
 import json
+import operator
 import sys
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
@@ -21,6 +23,8 @@ from inference.errors import InvalidInput, InvalidJSON, PayloadTooLarge
 BATCH_KEY = "instances"
 _NAME_LIMIT = 64
 _FLOAT_MAX = sys.float_info.max
+_NUMBER_TYPES = frozenset({int, float})
+_SMALL = 4  # up to this many records, the exact checks are cheaper than numpy's set-up
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,14 @@ class RequestValidator:
         self.feature_names = tuple(feature_names)
         self._features = frozenset(self.feature_names)
         self._integers = frozenset(integer_features)
+        names = self.feature_names
+        getter = operator.itemgetter(*names)
+        self._values_of: Callable[[dict[str, Any]], tuple[Any, ...]] = (
+            getter if len(names) > 1 else lambda record: (record[names[0]],)
+        )
+        self._integer_columns = [
+            index for index, name in enumerate(self.feature_names) if name in self._integers
+        ]
         self.max_rows = max_rows
 
     def parse(self, body: bytes) -> ParsedRequest:
@@ -117,11 +129,44 @@ class RequestValidator:
                     "(MAX_BATCH_ROWS)",
                     code="batch_too_large",
                 )
-            rows = [
-                self._row(record, f"{BATCH_KEY}[{index}]") for index, record in enumerate(records)
-            ]
-            return ParsedRequest(np.array(rows, dtype=np.float64), batch=True)
-        return ParsedRequest(np.array([self._row(payload, "")], dtype=np.float64), batch=False)
+            return ParsedRequest(self._rows(records, batch=True), batch=True)
+        return ParsedRequest(self._rows([payload], batch=False), batch=False)
+
+    def _rows(self, records: list[Any], batch: bool) -> npt.NDArray[np.float64]:
+        """Validated rows as a float64 array. For a batch, a vectorised pass for the common case
+        of valid input; any failure in it re-runs the record-by-record checks, which find the
+        problem and name it (they accept exactly what the fast pass accepts)."""
+        if len(records) > _SMALL:
+            rows = self._fast_rows(records)
+            if rows is not None:
+                return rows
+        checked = [
+            self._row(record, f"{BATCH_KEY}[{index}]" if batch else "")
+            for index, record in enumerate(records)
+        ]
+        return np.array(checked, dtype=np.float64)
+
+    def _fast_rows(self, records: list[Any]) -> npt.NDArray[np.float64] | None:
+        # map() keeps these loops in C: this is most of a valid batch's validation time.
+        if set(map(type, records)) != {dict}:
+            return None
+        if not all(map(operator.eq, repeat(self._features), map(dict.keys, records))):
+            return None
+        values = list(map(self._values_of, records))
+        # bool is not in the set: true/false fall through to the exact checks.
+        if not set(map(type, chain.from_iterable(values))) <= _NUMBER_TYPES:
+            return None
+        try:
+            rows = np.array(values, dtype=np.float64)
+        except OverflowError:  # an integer beyond float64
+            return None
+        if not np.isfinite(rows).all():
+            return None
+        if self._integer_columns:
+            integral = rows[:, self._integer_columns]
+            if not np.array_equal(integral, np.trunc(integral)):
+                return None
+        return rows
 
     def _row(self, record: object, where: str) -> list[float]:
         prefix = f"{where}." if where else ""

@@ -1,0 +1,377 @@
+"""`make bench`: our server against `mlflow models serve` on the same run directory.
+
+Both servers get the same run directory, the same worker count and OMP_NUM_THREADS=1, and are
+driven alternately by wrk on loopback. Each server is measured in its better client mode
+(keep-alive or ``Connection: close``, probed first). Prints one table with the ratios and the
+targets. This is a measurement, not a test: it never fails on a missed target, it reports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PACKAGE = Path(__file__).resolve().parents[1]
+ROOT = PACKAGE.parents[1]
+OUR_SERVER = PACKAGE / ".venv" / "bin" / "inference"
+MLFLOW = ROOT / "services" / "trainer" / ".venv" / "bin" / "mlflow"
+BATCH_ROWS = 1000
+START_TIMEOUT = 180.0
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    startup_s: float
+    close_connections: bool = False
+
+
+@dataclass(frozen=True)
+class Load:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return int(response.status)
+    except OSError:
+        return 0
+
+
+def post(url: str, body: bytes) -> Any:
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def start(
+    name: str, argv: list[str], env: dict[str, str], port: int, health: str, log: Path
+) -> Server:
+    started = time.monotonic()
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    while get(url + health) != 200:
+        if process.poll() is not None or time.monotonic() - started > START_TIMEOUT:
+            stop(process)
+            tail = log.read_text(errors="replace").splitlines()[-5:]
+            raise SystemExit(f"{name} did not start:\n" + "\n".join(tail))
+        time.sleep(0.05)
+    return Server(name, url, process, time.monotonic() - started)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def tree_rss_mib(pid: int) -> float:
+    """Resident memory of a process and all its descendants (workers), summed."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent]
+        tree.update(children)
+        frontier.extend(children)
+    total_kib = 0
+    for member in tree:
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            continue
+        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+        total_kib += int(match.group(1)) if match else 0
+    return total_kib / 1024
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+
+
+def wrk(
+    server: Server, path: str, body: Path, connections: int, seconds: int, scratch: Path
+) -> Load:
+    script = scratch / f"post-{server.close_connections}.lua"
+    close = 'wrk.headers["Connection"] = "close"\n' if server.close_connections else ""
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f'{close}local f = io.open("{body}", "rb")\nwrk.body = f:read("*a")\nf:close()\n'
+    )
+    argv = [
+        "wrk",
+        f"-t{min(2, connections)}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        server.url + path,
+    ]
+    output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    errors = 0
+    if match := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
+        errors += int(match.group(1))
+    if match := re.search(
+        r"Socket errors: connect (\d+), read \d+, write (\d+), timeout (\d+)", output
+    ):
+        errors += int(match.group(1)) + int(match.group(2)) + int(match.group(3))
+    return Load(rate, p50, p99, errors)
+
+
+def payloads(manifest: dict[str, Any], scratch: Path) -> dict[str, Path]:
+    """The same rows for both servers, each in its own request format."""
+    names = [feature["name"] for feature in manifest["input_schema"]]
+    record = manifest["examples"][0]["input"] if manifest["examples"] else None
+    rng = random.Random(0)
+
+    def value(feature: dict[str, Any]) -> float | int:
+        drawn = rng.uniform(feature["min"], feature["max"])
+        return round(drawn) if feature["type"] == "integer" else round(drawn, 3)
+
+    rows = [[value(f) for f in manifest["input_schema"]] for _ in range(BATCH_ROWS)]
+    record = record or dict(zip(names, rows[0], strict=True))
+    bodies = {
+        "ours_single": record,
+        "mlflow_single": {"dataframe_records": [record]},
+        "ours_batch": {"instances": [dict(zip(names, row, strict=True)) for row in rows]},
+        "mlflow_batch": {"dataframe_split": {"columns": names, "data": rows}},
+    }
+    paths = {}
+    for name, body in bodies.items():
+        paths[name] = scratch / f"{name}.json"
+        paths[name].write_text(json.dumps(body))
+    return paths
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "artifacts" / "latest")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--seconds", type=int, default=5, help="duration of each wrk run")
+    args = parser.parse_args()
+    run_dir = args.run_dir.resolve(strict=True)  # `latest` resolved once: both serve one run
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "OMP_NUM_THREADS": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    print(
+        f"run {manifest['model_version']} ({run_dir}), {args.workers} workers, "
+        f"{args.seconds} s per wrk run, params {manifest['params']}"
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        scratch = Path(tmp)
+        bodies = payloads(manifest, scratch)
+        started: list[Server] = []
+        try:
+            port = free_port()
+            ours = start(
+                "ours",
+                [str(OUR_SERVER), "serve"],
+                {
+                    **env,
+                    "MODEL_DIR": str(run_dir),
+                    "HOST": "127.0.0.1",
+                    "PORT": str(port),
+                    "WORKERS": str(args.workers),
+                    "MODEL_CACHE_DIR": str(scratch / "cache"),
+                },
+                port,
+                "/health",
+                scratch / "ours.log",
+            )
+            started.append(ours)
+            port = free_port()
+            mlflow = start(
+                "mlflow",
+                [
+                    str(MLFLOW), "models", "serve", "-m", str(run_dir), "--env-manager", "local",
+                    "-h", "127.0.0.1", "-p", str(port), "-w", str(args.workers),
+                ],
+                # mlflow runs `uvicorn` from PATH: its own environment's.
+                {**env, "PATH": f"{MLFLOW.parent}:{env['PATH']}"},
+                port,
+                "/ping",
+                scratch / "mlflow.log",
+            )  # fmt: skip
+            started.append(mlflow)
+            return measure(ours, mlflow, bodies, args, scratch)
+        finally:
+            for server in started:
+                stop(server.process)
+
+
+def measure(
+    ours: Server, mlflow: Server, bodies: dict[str, Path], args: argparse.Namespace, scratch: Path
+) -> int:
+    servers = {"ours": (ours, "/predict"), "mlflow": (mlflow, "/invocations")}
+    single = {name: json.loads(bodies[f"{name}_single"].read_text()) for name in servers}
+    answers = {
+        name: post(server.url + path, json.dumps(single[name]).encode())
+        for name, (server, path) in servers.items()
+    }
+    ours_prediction = answers["ours"]["prediction"]
+    mlflow_prediction = answers["mlflow"]["predictions"][0]
+    print(f"same record: ours {ours_prediction!r}, mlflow {mlflow_prediction!r}")
+
+    # Each server's better client mode, from a short probe at 8 connections.
+    for name, (server, path) in servers.items():
+        rates = {}
+        for close in (False, True):
+            server.close_connections = close
+            rates[close] = wrk(server, path, bodies[f"{name}_single"], 8, 3, scratch).requests_per_s
+        server.close_connections = rates[True] > rates[False]
+        mode = "close" if server.close_connections else "keep-alive"
+        print(
+            f"{name}: keep-alive {rates[False]:.0f} req/s, Connection: close "
+            f"{rates[True]:.0f} req/s -> using {mode}"
+        )
+
+    results: dict[tuple[str, str], Load] = {}
+    for connections in (1, 8, 32):
+        for name, (server, path) in servers.items():  # alternately, scenario by scenario
+            results[(name, f"single@{connections}")] = wrk(
+                server, path, bodies[f"{name}_single"], connections, args.seconds, scratch
+            )
+    for name, (server, path) in servers.items():
+        results[(name, "batch")] = wrk(
+            server, path, bodies[f"{name}_batch"], args.workers, args.seconds, scratch
+        )
+    rss = {"ours": tree_rss_mib(ours.process.pid), "mlflow": tree_rss_mib(mlflow.process.pid)}
+    print_table(results, rss, {"ours": ours.startup_s, "mlflow": mlflow.startup_s})
+    return 0
+
+
+def print_table(
+    results: dict[tuple[str, str], Load], rss: dict[str, float], startup: dict[str, float]
+) -> None:
+    rows: list[tuple[str, str, str, str, str]] = []
+
+    def ratio(a: float, b: float) -> str:
+        return f"{a / b:.1f}x" if b else "n/a"
+
+    for connections in (1, 8, 32):
+        ours, theirs = (
+            results[("ours", f"single@{connections}")],
+            results[("mlflow", f"single@{connections}")],
+        )
+        target = "≥ 5x" if connections == 8 else ""
+        rows.append(
+            (
+                f"single-row req/s @{connections} conn",
+                f"{ours.requests_per_s:,.0f}",
+                f"{theirs.requests_per_s:,.0f}",
+                ratio(ours.requests_per_s, theirs.requests_per_s),
+                target,
+            )
+        )
+        rows.append(
+            (
+                f"  p50 / p99 ms @{connections}",
+                f"{ours.p50_ms:.2f} / {ours.p99_ms:.2f}",
+                f"{theirs.p50_ms:.2f} / {theirs.p99_ms:.2f}",
+                "",
+                "p99 ≤ 10 ms" if connections == 8 else "",
+            )
+        )
+    ours, theirs = results[("ours", "batch")], results[("mlflow", "batch")]
+    rows.append(
+        (
+            f"{BATCH_ROWS}-row batch rows/s",
+            f"{ours.requests_per_s * BATCH_ROWS:,.0f}",
+            f"{theirs.requests_per_s * BATCH_ROWS:,.0f}",
+            ratio(ours.requests_per_s, theirs.requests_per_s),
+            "≥ 4x",
+        )
+    )
+    rows.append(
+        (
+            "start-up s (to healthy)",
+            f"{startup['ours']:.1f}",
+            f"{startup['mlflow']:.1f}",
+            ratio(startup["ours"], startup["mlflow"]),
+            "",
+        )
+    )
+    rows.append(
+        (
+            "RSS MiB (process tree)",
+            f"{rss['ours']:.0f}",
+            f"{rss['mlflow']:.0f}",
+            f"{rss['ours'] / rss['mlflow']:.0%}",
+            "≤ 60%",
+        )
+    )
+    errors = {
+        name: sum(load.errors for (n, _), load in results.items() if n == name)
+        for name in ("ours", "mlflow")
+    }
+
+    header = ("metric", "ours", "mlflow", "ours/mlflow", "target")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(5)]
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |")
+    print(f"errors (non-2xx or socket): ours {errors['ours']}, mlflow {errors['mlflow']}")
+
+    at8 = (results[("ours", "single@8")], results[("mlflow", "single@8")])
+    verdicts = {
+        "single-row req/s @8 ≥ 5x mlflow": at8[0].requests_per_s >= 5 * at8[1].requests_per_s,
+        "p99 @8 ≤ 10 ms": at8[0].p99_ms <= 10.0,
+        "batch rows/s ≥ 4x mlflow": ours.requests_per_s >= 4 * theirs.requests_per_s,
+        "RSS ≤ 60% of mlflow": rss["ours"] <= 0.6 * rss["mlflow"],
+    }
+    for name, held in verdicts.items():
+        print(f"  {'met   ' if held else 'MISSED'} {name}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
