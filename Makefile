@@ -71,7 +71,7 @@ mlflow-ui: uv ## Open the MLflow UI on the embedded store (http://127.0.0.1:5000
 	@$(MAKE) -C services/trainer mlflow-ui
 
 .PHONY: serve
-serve: uv ## Serve a model with gunicorn (HOST, PORT, WORKERS, MODEL_ARTIFACT_URI, MODEL_DIR, MODEL_SHA256)
+serve: uv ## Serve a model with gunicorn (HOST, PORT, WORKERS, MODEL_*; TARGET=production: its deployment reference)
 	@$(MAKE) -C services/inference serve
 
 .PHONY: demo

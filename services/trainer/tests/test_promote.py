@@ -11,8 +11,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import signal
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,6 +27,7 @@ from artifact_contract import sha256_file
 from trainer import data
 from trainer.cli import main
 from trainer.settings import Settings, find_repo_root
+from trainer.smoke import free_port
 
 REPO_ROOT = find_repo_root(Path(__file__))
 POLICY = REPO_ROOT / "services" / "trainer" / "policy.toml"
@@ -230,8 +234,8 @@ def test_v002_through_staging_to_production_then_rollback(world: World) -> None:
     assert "nothing to roll back to: v001 is the first production reference" in again.stderr
     assert world.state() == before
 
-    # The server started from the reference serves v001.
-    with serving_from_reference(world, "production") as (process, url):
+    # `make serve TARGET=production` serves v001.
+    with serving_with_make(world, "production") as (process, url):
         health = json.loads(_get(url + "/health"))
         assert process.poll() is None
         assert health["model_version"] == "v001"
@@ -267,17 +271,16 @@ def test_a_changed_artifact_cannot_be_served_under_its_promoted_name(world: Worl
     reference = world.reference("production")
     assert reference is not None
     model_file = world.run_dir(reference["model_version"]) / "model.skops"
-    model_file.chmod(0o644)
     content = bytearray(model_file.read_bytes())
     content[len(content) // 2] ^= 0x01
     model_file.write_bytes(bytes(content))
 
     process = subprocess.run(
-        [str(INFERENCE_BIN), "serve"],
-        env=reference_environment(world, "production"),
+        make_serve(world, "production", port=free_port()),
+        env=make_environment(),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         check=False,
     )
     assert process.returncode != 0
@@ -289,47 +292,76 @@ def test_a_changed_artifact_cannot_be_served_under_its_promoted_name(world: Worl
     assert len(refusals) == 1, process.stdout + process.stderr
     assert "model.skops" in refusals[0]["message"]
 
-    # And a rollback to it, or a new promotion of it, refuses at the integrity gate.
+    # A new promotion of it refuses at the integrity gate too.
     promoted = promote(world.settings, reference["model_version"], "staging")
     assert promoted.code == 3
     assert "refused at gate 1 (integrity)" in promoted.stderr
 
 
-# --- serving from a deployment reference (what `make serve TARGET=...` does) ----------------
+def test_make_serve_without_a_reference_stops_with_one_line(tmp_path: Path) -> None:
+    process = subprocess.run(
+        [*make_serve_in(tmp_path, "staging", port=free_port())],
+        env=make_environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert process.returncode != 0
+    errors = [line for line in process.stderr.splitlines() if "***" in line]
+    assert len(errors) == 1, process.stderr
+    assert f"no usable deployment reference at {tmp_path}/staging.json" in errors[0]
 
 
-def reference_environment(world: World, target: str, port: int = 0) -> dict[str, str]:
-    reference = world.reference(target)
-    assert reference is not None
+# --- `make serve TARGET=...`: the inference service started from a deployment reference ------
+
+
+def make_serve_in(deployments: Path, target: str, port: int) -> list[str]:
+    return [
+        "make",
+        "--no-print-directory",
+        "-C",
+        str(REPO_ROOT / "services" / "inference"),
+        "serve",
+        f"TARGET={target}",
+        f"DEPLOYMENTS={deployments}",
+        "HOST=127.0.0.1",
+        f"PORT={port}",
+        "WORKERS=1",
+    ]
+
+
+def make_serve(world: World, target: str, port: int) -> list[str]:
+    return make_serve_in(world.deployments, target, port)
+
+
+def make_environment() -> dict[str, str]:
+    """The caller's environment without what an enclosing `make test` or a shell's MODEL_*
+    settings would add: the target must get the model from the reference alone."""
+    dropped = ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")
     return {
-        "PATH": "/usr/bin:/bin",
-        "MODEL_ARTIFACT_URI": reference["artifact_uri"],
-        "MODEL_SHA256": reference["manifest_sha256"],
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "WORKERS": "1",
+        name: value
+        for name, value in os.environ.items()
+        if name not in dropped and not name.startswith("MODEL_")
     }
 
 
 @contextlib.contextmanager
-def serving_from_reference(
-    world: World, target: str
-) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    from trainer.smoke import free_port, stop
-
+def serving_with_make(world: World, target: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     port = free_port()
     process = subprocess.Popen(
-        [str(INFERENCE_BIN), "serve"],
-        env=reference_environment(world, target, port),
+        make_serve(world, target, port),
+        env=make_environment(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        start_new_session=True,
+        start_new_session=True,  # make, the shell it execs into and gunicorn: one group
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert process.poll() is None, "the server exited"
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, "make serve exited"
+            assert time.monotonic() < deadline, "make serve was not ready in time"
             try:
                 _get(url + "/health")
                 break
@@ -337,12 +369,16 @@ def serving_from_reference(
                 time.sleep(0.1)
         yield process, url
     finally:
-        stop(process)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def _get(url: str) -> str:
-    import urllib.request
-
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(url, timeout=5) as response:
         return str(response.read().decode())
