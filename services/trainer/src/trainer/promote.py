@@ -121,8 +121,7 @@ def promote(
     run_dir = root.run_dir(version)
     with deployments.lock():
         current = deployments.read(target)
-        record = new_record(settings, "promote", target, current, policy, approved_by)
-        record["model_version"] = version
+        record = new_record(settings, "promote", target, version, current, policy, approved_by)
         gates = GateRunner(record, f"promotion of {version} to {target}")
 
         first = gates.check(integrity(run_dir))
@@ -189,6 +188,7 @@ def new_record(
     settings: Settings,
     event: str,
     target: str,
+    model_version: str,
     current: Reference | None,
     policy: PromotionPolicy | None,
     approved_by: str | None,
@@ -199,6 +199,7 @@ def new_record(
         "target": target,
         "at": provenance.utc_now(),
         "outcome": "started",
+        "model_version": model_version,
         "from_version": current.model_version if current else None,
         "to_version": None,
         "from": current.to_dict() if current else None,

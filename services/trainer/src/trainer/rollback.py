@@ -66,8 +66,9 @@ def rollback(settings: Settings, *, target: str, approved_by: str | None) -> dic
                 f"nothing to roll back to: {current.model_version} is the first {target} reference"
             )
         previous = lineage[-2]
-        record = new_record(settings, "rollback", target, current, None, approved_by)
-        record["model_version"] = previous.model_version
+        record = new_record(
+            settings, "rollback", target, previous.model_version, current, None, approved_by
+        )
         gates = GateRunner(record, f"rollback of {target} to {previous.model_version}")
         run_dir = previous.run_dir
         gates.check(integrity(run_dir, previous.manifest_sha256))

@@ -64,6 +64,8 @@ def server_environment(run_dir: Path, manifest_sha256: str, port: int) -> dict[s
 
 
 def free_port() -> int:
+    """A port nobody listens on right now. Another process could take it before the server
+    binds; the server then exits with "address in use" and the gate fails with that line."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
