@@ -15,6 +15,7 @@ import random
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,14 @@ ROOT = PACKAGE.parents[1]
 OUR_SERVER = PACKAGE / ".venv" / "bin" / "inference"
 MLFLOW = ROOT / "services" / "trainer" / ".venv" / "bin" / "mlflow"
 BATCH_ROWS = 1000
+
+
+def scenarios(workers: int) -> list[tuple[str, int]]:
+    """(scenario, connections): single rows at 1, 8 and 32 connections; batches, one
+    connection per worker."""
+    return [("single@1", 1), ("single@8", 8), ("single@32", 32), ("batch", workers)]
+
+
 START_TIMEOUT = 180.0
 
 
@@ -47,6 +56,20 @@ class Load:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_ms_per_request: float  # the server's own CPU time (all its processes) per request
+
+
+def median_load(loads: list[Load]) -> Load:
+    def mid(values: list[float]) -> float:
+        return statistics.median(values)
+
+    return Load(
+        mid([x.requests_per_s for x in loads]),
+        mid([x.p50_ms for x in loads]),
+        mid([x.p99_ms for x in loads]),
+        sum(x.errors for x in loads),
+        mid([x.cpu_ms_per_request for x in loads]),
+    )
 
 
 def free_port() -> int:
@@ -97,8 +120,8 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def tree_rss_mib(pid: int) -> float:
-    """Resident memory of a process and all its descendants (workers), summed."""
+def process_tree(pid: int) -> set[int]:
+    """A process and all its descendants (gunicorn or uvicorn workers)."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -113,8 +136,13 @@ def tree_rss_mib(pid: int) -> float:
         children = [child for child, ppid in parents.items() if ppid == parent]
         tree.update(children)
         frontier.extend(children)
+    return tree
+
+
+def tree_rss_mib(pid: int) -> float:
+    """Resident memory of a process tree, summed over its processes."""
     total_kib = 0
-    for member in tree:
+    for member in process_tree(pid):
         try:
             status = Path(f"/proc/{member}/status").read_text()
         except OSError:
@@ -122,6 +150,18 @@ def tree_rss_mib(pid: int) -> float:
         match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
         total_kib += int(match.group(1)) if match else 0
     return total_kib / 1024
+
+
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds used so far by a process tree."""
+    ticks = 0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _ms(text: str) -> float:
@@ -150,7 +190,10 @@ def wrk(
         str(script),
         server.url + path,
     ]
+    cpu_before = tree_cpu_s(server.process.pid)
     output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    cpu_used = tree_cpu_s(server.process.pid) - cpu_before
+    completed = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE).group(1))  # type: ignore[union-attr]
@@ -161,7 +204,7 @@ def wrk(
         r"Socket errors: connect (\d+), read \d+, write (\d+), timeout (\d+)", output
     ):
         errors += int(match.group(1)) + int(match.group(2)) + int(match.group(3))
-    return Load(rate, p50, p99, errors)
+    return Load(rate, p50, p99, errors, cpu_used * 1000 / max(completed, 1))
 
 
 def payloads(manifest: dict[str, Any], scratch: Path) -> dict[str, Path]:
@@ -193,7 +236,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "artifacts" / "latest")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--seconds", type=int, default=5, help="duration of each wrk run")
+    parser.add_argument("--seconds", type=int, default=4, help="duration of each wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per scenario (median)")
     args = parser.parse_args()
     run_dir = args.run_dir.resolve(strict=True)  # `latest` resolved once: both serve one run
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -206,7 +250,7 @@ def main() -> int:
     }
     print(
         f"run {manifest['model_version']} ({run_dir}), {args.workers} workers, "
-        f"{args.seconds} s per wrk run, params {manifest['params']}"
+        f"{args.rounds} rounds x {args.seconds} s per scenario, params {manifest['params']}"
     )
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         scratch = Path(tmp)
@@ -263,29 +307,33 @@ def measure(
     mlflow_prediction = answers["mlflow"]["predictions"][0]
     print(f"same record: ours {ours_prediction!r}, mlflow {mlflow_prediction!r}")
 
-    # Each server's better client mode, from a short probe at 8 connections.
+    # Each server's better client mode, from short alternating probes at 8 connections.
     for name, (server, path) in servers.items():
-        rates = {}
-        for close in (False, True):
-            server.close_connections = close
-            rates[close] = wrk(server, path, bodies[f"{name}_single"], 8, 3, scratch).requests_per_s
-        server.close_connections = rates[True] > rates[False]
-        mode = "close" if server.close_connections else "keep-alive"
+        probes: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(2):
+            for close in (False, True):
+                server.close_connections = close
+                load = wrk(server, path, bodies[f"{name}_single"], 8, 3, scratch)
+                probes[close].append(load.requests_per_s)
+        keep_alive, close_each = statistics.median(probes[False]), statistics.median(probes[True])
+        server.close_connections = close_each > keep_alive
+        mode = "Connection: close" if server.close_connections else "keep-alive"
         print(
-            f"{name}: keep-alive {rates[False]:.0f} req/s, Connection: close "
-            f"{rates[True]:.0f} req/s -> using {mode}"
+            f"{name}: keep-alive {keep_alive:.0f} req/s, Connection: close {close_each:.0f} "
+            f"req/s -> measured with {mode}"
         )
 
-    results: dict[tuple[str, str], Load] = {}
-    for connections in (1, 8, 32):
-        for name, (server, path) in servers.items():  # alternately, scenario by scenario
-            results[(name, f"single@{connections}")] = wrk(
-                server, path, bodies[f"{name}_single"], connections, args.seconds, scratch
-            )
-    for name, (server, path) in servers.items():
-        results[(name, "batch")] = wrk(
-            server, path, bodies[f"{name}_batch"], args.workers, args.seconds, scratch
-        )
+    # Rounds of every scenario, each run alternating between the servers; medians reported.
+    runs: dict[tuple[str, str], list[Load]] = {}
+    for _ in range(args.rounds):
+        for scenario, connections in scenarios(args.workers):
+            kind = "batch" if scenario == "batch" else "single"
+            for name, (server, path) in servers.items():
+                load = wrk(
+                    server, path, bodies[f"{name}_{kind}"], connections, args.seconds, scratch
+                )
+                runs.setdefault((name, scenario), []).append(load)
+    results = {key: median_load(loads) for key, loads in runs.items()}
     rss = {"ours": tree_rss_mib(ours.process.pid), "mlflow": tree_rss_mib(mlflow.process.pid)}
     print_table(results, rss, {"ours": ours.startup_s, "mlflow": mlflow.startup_s})
     return 0
@@ -333,6 +381,18 @@ def print_table(
             "≥ 4x",
         )
     )
+    for label, key in (("single-row @8", "single@8"), ("batch", "batch")):
+        ours_cpu = results[("ours", key)].cpu_ms_per_request
+        theirs_cpu = results[("mlflow", key)].cpu_ms_per_request
+        rows.append(
+            (
+                f"server CPU ms/request, {label}",
+                f"{ours_cpu:.2f}",
+                f"{theirs_cpu:.2f}",
+                ratio(ours_cpu, theirs_cpu),
+                "",
+            )
+        )
     rows.append(
         (
             "start-up s (to healthy)",

@@ -93,3 +93,21 @@ def test_without_a_model_health_is_503_and_predict_refuses(tmp_path: Path) -> No
         assert response.get_json()["error"]["code"] == "model_not_ready"
     assert client.post("/predict", json=RECORD).status_code == 503
     assert client.get("/metrics").status_code == 200
+
+
+class NaNEstimator:
+    """A model that answers NaN: our fault, not the client's, and never sent as JSON null."""
+
+    def predict(self, rows: npt.NDArray[np.float64]) -> Any:
+        return np.full(len(rows), np.nan)
+
+
+def test_a_non_finite_prediction_is_a_500_not_a_null(
+    loaded_model: LoadedModel, settings: Settings
+) -> None:
+    broken = LoadedModel(
+        NaNEstimator(), loaded_model.manifest, loaded_model.manifest_sha256, "test"
+    )
+    response = create_app(settings, broken).test_client().post("/predict", json=RECORD)
+    assert response.status_code == 500
+    assert response.get_json()["error"]["code"] == "non_finite_prediction"

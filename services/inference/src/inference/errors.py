@@ -43,6 +43,13 @@ class InvalidInput(InferenceError):
     code = "invalid_input"
 
 
+class NonFinitePrediction(InferenceError):
+    """The model answered NaN or infinity: a server-side fault, never the client's."""
+
+    status = 500
+    code = "non_finite_prediction"
+
+
 class ModelNotReady(InferenceError):
     status = 503
     code = "model_not_ready"

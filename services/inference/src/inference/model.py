@@ -13,6 +13,8 @@ import numpy.typing as npt
 from artifact_contract import Manifest
 from sklearn import config_context
 
+from inference.errors import NonFinitePrediction
+
 Rows = npt.NDArray[np.float64]
 
 
@@ -52,7 +54,10 @@ class LoadedModel:
             # Inputs were validated as finite numbers already; skip sklearn's re-checks.
             with config_context(assume_finite=True, skip_parameter_validation=True):
                 output = self._estimator.predict(rows)
-        values: list[float] = np.asarray(output, dtype=np.float64).reshape(-1).tolist()
+        array = np.asarray(output, dtype=np.float64).reshape(-1)
+        if not np.isfinite(array).all():
+            raise NonFinitePrediction("the model produced a non-finite prediction")
+        values: list[float] = array.tolist()
         return values
 
     def summary(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from inference.errors import InvalidInput, InvalidJSON, PayloadTooLarge
 
@@ -39,8 +40,16 @@ def _refuse_constant(name: str) -> Any:
 
 
 def parse_json(body: bytes) -> Any:
+    """Parse strict JSON: orjson (several times faster than the standard library, and it
+    refuses NaN, Infinity and out-of-range numbers itself). When it refuses, the standard
+    library parses again only to explain: a number too large for float64 then reaches the
+    schema checks, which name its field."""
     if not body:
         raise InvalidJSON("body is empty; send a JSON object")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(body, parse_constant=_refuse_constant)
     except InvalidJSON:
