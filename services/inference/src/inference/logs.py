@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import traceback
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 LOGGER = "inference"
 
@@ -32,7 +33,7 @@ class JsonFormatter(logging.Formatter):
             entry["message"] = record.getMessage()
         if record.exc_info:
             entry["exception"] = "".join(traceback.format_exception(*record.exc_info)).strip()
-        return json.dumps(entry, default=str)
+        return orjson.dumps(entry, default=str).decode()
 
 
 class StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -33,7 +33,7 @@ class Settings:
     workers: int = 1
     timeout: int = 30
     graceful_timeout: int = 30
-    threads: int = 1
+    threads: int = 4
     keepalive: int = 5
     log_level: str = "info"
     omp_num_threads: str = "1"
