@@ -306,6 +306,10 @@ def measure(
     ours_prediction = answers["ours"]["prediction"]
     mlflow_prediction = answers["mlflow"]["predictions"][0]
     print(f"same record: ours {ours_prediction!r}, mlflow {mlflow_prediction!r}")
+    print(
+        "load average (1/5/15 min) before the runs: "
+        + " / ".join(f"{value:.1f}" for value in os.getloadavg())
+    )
 
     # Each server's better client mode, from short alternating probes at 8 connections.
     for name, (server, path) in servers.items():
@@ -334,6 +338,11 @@ def measure(
                 )
                 runs.setdefault((name, scenario), []).append(load)
     results = {key: median_load(loads) for key, loads in runs.items()}
+    print(
+        "load average (1/5/15 min) after the runs: "
+        + " / ".join(f"{value:.1f}" for value in os.getloadavg())
+        + f" on {os.cpu_count()} CPUs (wrk and both servers share them)"
+    )
     rss = {"ours": tree_rss_mib(ours.process.pid), "mlflow": tree_rss_mib(mlflow.process.pid)}
     print_table(results, rss, {"ours": ours.startup_s, "mlflow": mlflow.startup_s})
     return 0
