@@ -79,6 +79,16 @@ def test_four_concurrent_trainings_into_one_dir_give_four_versions(tmp_path: Pat
     assert sorted(int(v.version) for v in registered) == [1, 2, 3, 4]
 
 
+def test_unreachable_tracking_server_fails_before_anything_is_published(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    settings = replace(make_settings(tmp_path), tracking_uri=url)
+    result = run_cli(["train", "--samples", "100"], settings)
+    assert result.code == 1
+    assert result.stderr.startswith(f"error: MLflow at {url} is not reachable (")
+    assert len(result.stderr.splitlines()) == 1
+    assert not settings.artifact_root.exists()
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -12,6 +12,8 @@ from __future__ import annotations
 import fcntl
 import logging
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +35,22 @@ class Tracked:
     experiment_id: str
     registered_name: str
     registered_version: str
+
+
+def preflight(tracking_uri: str, timeout: float = 10.0) -> None:
+    """Fail before training, not after publishing, when a tracking server is not there: MLflow's
+    own client retries a refused connection for minutes."""
+    if urlparse(tracking_uri).scheme not in ("http", "https"):
+        return
+    url = tracking_uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        raise TrackingError(f"MLflow at {tracking_uri}: /health answered {exc.code}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingError(f"MLflow at {tracking_uri} is not reachable ({reason})") from None
 
 
 def sqlite_path(tracking_uri: str) -> Path | None:

@@ -66,6 +66,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         l2_regularization=args.l2_regularization,
     )
     root = ArtifactRoot((args.output_dir or settings.artifact_root).absolute())
+    tracking.preflight(settings.tracking_uri)
 
     # Libraries print to stdout (MLflow's "View run" links); stdout is for the JSON summary only.
     with contextlib.redirect_stdout(sys.stderr):
