@@ -9,7 +9,7 @@ import pandas as pd
 from artifact_contract import ArtifactRoot, read_manifest, sha256_file, verify_run_dir
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import TrainedRoot
+from tests.conftest import TrainedRoot, run_cli
 
 EXPECTED_FILES = {
     "MLmodel",
@@ -113,3 +113,17 @@ def test_sqlite_store_holds_both_runs_and_both_registered_versions(
         assert run.data.params["seed"] == "7"
         logged = {item.path for item in client.list_artifacts(run.info.run_id, "model")}
         assert "model/manifest.json" in logged and "model/model.skops" in logged
+
+
+def test_an_output_dir_that_cannot_be_written_is_one_line(
+    tmp_path: Path, two_trainings: TrainedRoot
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = run_cli(
+        ["train", "--samples", "100", "--output-dir", str(blocker)], two_trainings.settings
+    )
+    assert result.code == 1
+    assert result.stderr.splitlines()[-1].startswith(f"error: {blocker}")
+    assert "cannot write the run" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -30,6 +30,7 @@ from artifact_contract import (
 
 from trainer import serialization
 from trainer.data import FEATURE_NAMES, FEATURES, TARGET, Dataset
+from trainer.errors import TrainerError
 from trainer.evaluate import Split
 from trainer.profile import reference_profile
 
@@ -61,6 +62,15 @@ class Published:
 
 
 def publish_run(root: ArtifactRoot, outcome: TrainingOutcome) -> Published:
+    try:
+        return _publish_run(root, outcome)
+    except OSError as exc:
+        # The staging directory is removed on the way out: nothing half-written stays behind.
+        where = exc.filename or root.root
+        raise TrainerError(f"{where}: cannot write the run ({exc.strerror or exc})") from None
+
+
+def _publish_run(root: ArtifactRoot, outcome: TrainingOutcome) -> Published:
     with root.staging() as staging:
         serialization.save(outcome.estimator, outcome.kind, staging)
         metrics_doc = {"metrics": outcome.metrics, "quality_gate": _gate_dict(outcome.gate)}
