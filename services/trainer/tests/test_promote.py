@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -22,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from artifact_contract import sha256_file
+from artifact_contract import read_manifest, sha256_file, write_manifest
 
 from trainer import data
 from trainer.cli import main
 from trainer.settings import Settings, find_repo_root
-from trainer.smoke import free_port
+from trainer.smoke import free_port, smoke
 
 REPO_ROOT = find_repo_root(Path(__file__))
 POLICY = REPO_ROOT / "services" / "trainer" / "policy.toml"
@@ -262,6 +263,29 @@ def test_retrain_promotes_a_good_candidate_to_staging_and_prints_the_comparison(
     assert "v006 not promoted" in bad.record["outcome"]
     assert "refused at gate 2 (quality)" in bad.stderr.strip().splitlines()[-1]
     assert world.state() == before
+
+
+def test_the_smoke_gate_fails_when_the_server_refuses_or_predicts_otherwise(
+    world: World, tmp_path: Path
+) -> None:
+    source = world.run_dir("v002")
+    manifest = read_manifest(source)
+
+    refused = smoke(INFERENCE_BIN, source, manifest, "0" * 64)
+    assert not refused.passed
+    assert "exited with status 2 before it was ready" in refused.detail
+    assert "MODEL_SHA256" in refused.detail  # the service's own refusal line
+
+    # A consistent artifact (digests verify) whose recorded example is not what the model says.
+    altered = tmp_path / "v002"
+    shutil.copytree(source, altered)
+    wrong = manifest.examples[0].prediction + 1.0
+    examples = [replace(manifest.examples[0], prediction=wrong), *manifest.examples[1:]]
+    digest = write_manifest(altered, replace(manifest, examples=examples))
+    mismatch = smoke(INFERENCE_BIN, altered, read_manifest(altered), digest)
+    # The service checks its examples at start-up too; either way the gate names the example.
+    assert not mismatch.passed
+    assert str(wrong) in mismatch.detail
 
 
 def test_a_changed_artifact_cannot_be_served_under_its_promoted_name(world: World) -> None:

@@ -148,9 +148,15 @@ def request_json(url: str, body: dict[str, Any] | None = None) -> tuple[int, Any
         request.add_header("Content-Type", "application/json")
     try:
         with _OPENER.open(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
+            status, payload = response.status, response.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
+        status, payload = exc.code, exc.read()
+    except OSError as exc:  # URLError, a reset connection, a timeout
+        raise SmokeFailure(f"{url}: no answer ({exc})") from None
+    try:
+        return status, json.loads(payload)
+    except ValueError:
+        raise SmokeFailure(f"{url} answered {status} with a body that is not JSON") from None
 
 
 def smoke(inference_bin: Path, run_dir: Path, manifest: Manifest, manifest_sha256: str) -> Gate:
@@ -162,7 +168,8 @@ def smoke(inference_bin: Path, run_dir: Path, manifest: Manifest, manifest_sha25
         with running_server(inference_bin, run_dir, manifest_sha256) as server:
             figures["start_s"] = round(time.monotonic() - started, 2)
             status, health = request_json(server.url + "/health")
-            if status != 200 or health.get("manifest_sha256") != manifest_sha256:
+            healthy = status == 200 and isinstance(health, dict)
+            if not healthy or health.get("manifest_sha256") != manifest_sha256:
                 raise SmokeFailure(f"/health answered {status} {json.dumps(health)[:200]}")
             instances = [example.input for example in manifest.examples]
             status, answer = request_json(server.url + "/predict", {"instances": instances})
