@@ -178,3 +178,24 @@ def test_every_log_line_is_json_with_the_request_fields(server: Server) -> None:
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", record["ts"])
     errors = [r for r in requests if r["status"] >= 400]
     assert errors and all("error_code" in r for r in errors)
+
+
+def test_sigterm_lets_an_in_flight_request_finish(server: Server) -> None:
+    """Last in this module: it stops the server. A request whose body is still arriving when
+    SIGTERM lands is answered in full; then the server exits with status 0 (fixture)."""
+    body = json.dumps({"instances": [RECORD] * 200}).encode()
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=20)
+    connection.putrequest("POST", "/predict")
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("Content-Length", str(len(body)))
+    connection.endheaders()
+    connection.send(body[: len(body) // 2])
+    time.sleep(0.5)  # a worker has taken the request and waits for the rest of the body
+    server.process.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    connection.send(body[len(body) // 2 :])
+    response = connection.getresponse()
+    assert response.status == 200
+    assert len(json.loads(response.read())["predictions"]) == 200
+    connection.close()
+    assert server.process.wait(timeout=30) == 0
