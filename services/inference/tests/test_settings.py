@@ -16,7 +16,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.model_artifact_uri is None
     assert settings.model_dir == DEFAULT_MODEL_DIR == Path("runs/artifacts/latest")
     assert (settings.host, settings.port) == ("127.0.0.1", 8080)
-    assert settings.workers == (os.cpu_count() or 1)
+    assert settings.workers == len(os.sched_getaffinity(0))
     assert settings.max_batch_rows == 10_000
     assert settings.max_body_bytes == 6 * 1024 * 1024
     assert settings.omp_num_threads == "1"

@@ -89,7 +89,7 @@ class Settings:
             max_body_bytes=_integer(env, "MAX_BODY_BYTES", defaults.max_body_bytes),
             host=text("HOST") or defaults.host,
             port=_integer(env, "PORT", defaults.port, minimum=0, maximum=65535),
-            workers=_integer(env, "WORKERS", os.cpu_count() or 1),
+            workers=_integer(env, "WORKERS", usable_cpus()),
             timeout=_integer(env, "TIMEOUT", defaults.timeout),
             graceful_timeout=_integer(env, "GRACEFUL_TIMEOUT", defaults.graceful_timeout),
             threads=_integer(env, "THREADS", defaults.threads),
@@ -119,6 +119,14 @@ def _sample_rate(env: Mapping[str, str], destination: str | None) -> float:
             "PREDICTION_SAMPLE_RATE > 0 needs PREDICTION_LOG (a file path, or stdout)"
         )
     return rate
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (a container's cpuset, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # macOS has no sched_getaffinity
+        return os.cpu_count() or 1
 
 
 def _integer(
