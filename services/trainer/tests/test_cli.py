@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from tests.conftest import make_settings, run_cli
 from trainer.cli import build_parser, main
 
 
@@ -39,3 +42,25 @@ def test_bad_flags_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixtu
         build_parser().parse_args(argv)
     assert exit_info.value.code == 2
     assert "error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--alpha", "-1"], "error: invalid hyper-parameters for ridge: "),
+        (
+            ["--model", "hist_gb", "--max-iter", "0"],
+            "error: invalid hyper-parameters for hist_gb: ",
+        ),
+        (["--samples", "5"], "error: --samples must be at least 20, got 5"),
+    ],
+)
+def test_invalid_values_are_one_line_and_publish_nothing(
+    argv: list[str], expected: str, tmp_path: Path
+) -> None:
+    settings = make_settings(tmp_path)
+    result = run_cli(["train", "--samples", "100", *argv], settings)
+    assert result.code == 1
+    assert result.stderr.splitlines()[-1].startswith(expected)
+    assert "Traceback" not in result.stderr
+    assert not settings.artifact_root.exists()

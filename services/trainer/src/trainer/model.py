@@ -12,6 +12,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from trainer.data import FEATURE_NAMES, TARGET
+from trainer.errors import TrainerError
 
 MODEL_KINDS = ("ridge", "hist_gb")
 
@@ -58,5 +59,10 @@ def build(config: ModelConfig, seed: int) -> Any:
 def fit(config: ModelConfig, train: pd.DataFrame, seed: int) -> Any:
     """Fit on a frame whose columns are in input-schema order, so ``feature_names_in_`` is set."""
     estimator = build(config, seed)
-    estimator.fit(train[list(FEATURE_NAMES)], train[TARGET])
+    try:
+        estimator.fit(train[list(FEATURE_NAMES)], train[TARGET])
+    except (ValueError, TypeError) as exc:
+        # scikit-learn validates hyper-parameters when fitting (InvalidParameterError).
+        first_line = str(exc).strip().splitlines()[0]
+        raise TrainerError(f"invalid hyper-parameters for {config.kind}: {first_line}") from None
     return estimator
