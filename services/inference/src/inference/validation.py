@@ -12,7 +12,7 @@ import operator
 import sys
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from itertools import chain, repeat
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -159,16 +159,22 @@ class RequestValidator:
         # map() keeps these loops in C: this is most of a valid batch's validation time.
         if set(map(type, records)) != {dict}:
             return None
-        if not all(map(operator.eq, repeat(self._features), map(dict.keys, records))):
-            return None
-        values = list(map(self._values_of, records))
-        # bool is not in the set: true/false fall through to the exact checks.
-        if not set(map(type, chain.from_iterable(values))) <= _NUMBER_TYPES:
+        width = len(self.feature_names)
+        # Exactly `width` keys, and every feature among them (else KeyError): the same keys.
+        if set(map(len, records)) != {width}:
             return None
         try:
-            rows = np.array(values, dtype=np.float64)
+            values = list(chain.from_iterable(map(self._values_of, records)))
+        except KeyError:
+            return None
+        # bool is not in the set: true/false fall through to the exact checks.
+        if not set(map(type, values)) <= _NUMBER_TYPES:
+            return None
+        try:
+            flat = np.fromiter(values, dtype=np.float64, count=len(values))
         except OverflowError:  # an integer beyond float64
             return None
+        rows = flat.reshape(len(records), width)
         if not np.isfinite(rows).all():
             return None
         if self._integer_columns:
