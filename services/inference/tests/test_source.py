@@ -14,6 +14,7 @@ from inference.errors import ArtifactIntegrityError, ModelSourceError, UnsafeArc
 from inference.loader import load_model
 from inference.settings import Settings
 from inference.source import fetch_model
+from tests.conftest import copy_run
 
 
 def tarball(run_dir: Path, path: Path, arcname: str) -> Path:
@@ -32,6 +33,17 @@ def test_a_run_directory_and_a_file_uri_load_in_place(ridge_run: Path, tmp_path:
         assert model.model_version == "v002"
         assert model.source == uri
     assert not (tmp_path / "cache").exists()  # nothing to fetch, nothing written
+
+
+def test_a_directory_holding_one_run_directory_serves_that_run(
+    ridge_run: Path, tmp_path: Path
+) -> None:
+    """As SageMaker leaves /opt/ml/model for a model.tar.gz made of one directory."""
+    copy_run(ridge_run, tmp_path / "opt-ml-model" / "v002")
+    model = load_model(
+        Settings(model_dir=tmp_path / "opt-ml-model", model_cache_dir=tmp_path / "cache")
+    )
+    assert model.model_version == "v002"
 
 
 @pytest.mark.parametrize("arcname", [".", "v002"], ids=["files-at-top", "one-top-directory"])

@@ -83,6 +83,12 @@ def _local_dir(path: Path, variable: str) -> Path:
         ) from None
     if not resolved.is_dir():
         raise ModelSourceError(f"{path} is not a directory ({variable})")
+    if not (resolved / MANIFEST_FILE).is_file():
+        # SageMaker unpacks a model.tar.gz made of one directory (tar czf m.tgz v003) into
+        # /opt/ml/model/v003: accept the one top-level directory, as for archives.
+        entries = list(resolved.iterdir())
+        if len(entries) == 1 and entries[0].is_dir() and (entries[0] / MANIFEST_FILE).is_file():
+            return entries[0]
     return resolved
 
 
