@@ -3,6 +3,7 @@ a user (one line, non-zero exit, nothing published, latest unchanged)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -135,6 +136,7 @@ def test_bad_data_from_the_console_script_has_no_traceback(tmp_path: Path) -> No
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
+        env={**os.environ, "MLFLOW_TRACKING_URI": settings.tracking_uri},
         check=False,
         timeout=120,
     )
