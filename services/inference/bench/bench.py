@@ -268,6 +268,8 @@ def main() -> int:
                     "PORT": str(port),
                     "WORKERS": str(args.workers),
                     "MODEL_CACHE_DIR": str(scratch / "cache"),
+                    # Our server's own tuning knobs pass through (make bench THREADS=2).
+                    **{k: v for k, v in os.environ.items() if k in ("THREADS", "KEEPALIVE")},
                 },
                 port,
                 "/health",
