@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from datetime import UTC, datetime
@@ -36,12 +37,37 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
-class StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to ``sys.stdout`` as it is at each record (test runners swap it)."""
+class StdoutHandler(logging.Handler):
+    """One ``write(2)`` per line on stdout, without a lock.
+
+    The kernel keeps each write whole (a log line is far below PIPE_BUF, and writes to one file
+    description update its offset atomically), so threads and worker processes never interleave
+    half lines; the logging module's per-handler lock would make every request thread queue
+    behind every other's write. When stdout has no file descriptor (a test runner's capture),
+    it is written to as a stream.
+    """
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        if not self.filter(record):
+            return False
+        self.emit(record)
+        return True
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.stream = sys.stdout
-        super().emit(record)
+        try:
+            line = self.format(record) + "\n"
+            stream = sys.stdout
+            try:
+                descriptor = stream.fileno()
+            except (AttributeError, OSError, ValueError):  # no descriptor: a capture buffer
+                stream.write(line)
+                stream.flush()
+                return
+            data = memoryview(line.encode())
+            while data:
+                data = data[os.write(descriptor, data) :]
+        except Exception:
+            self.handleError(record)
 
 
 def get_logger() -> logging.Logger:
@@ -63,26 +89,3 @@ def configure_logging(level: str) -> logging.Logger:
         handler.setFormatter(JsonFormatter())
         logger.addHandler(handler)
     return logger
-
-
-def gunicorn_logconfig(level: str) -> dict[str, Any]:
-    """gunicorn's ``logconfig_dict``: its messages as JSON on stdout, its access log off
-    (the app logs each request itself, with more fields)."""
-    stdout = {
-        "class": "logging.StreamHandler",
-        "stream": "ext://sys.stdout",
-        "formatter": "json",
-    }
-    json_logger = {"level": level.upper(), "handlers": ["stdout"], "propagate": False}
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"json": {"()": JsonFormatter}},
-        "handlers": {"stdout": stdout},
-        "loggers": {
-            "gunicorn.error": json_logger,
-            "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
-            LOGGER: json_logger,
-        },
-        "root": {"level": "WARNING", "handlers": ["stdout"]},
-    }

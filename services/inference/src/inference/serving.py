@@ -11,8 +11,9 @@ from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
-from inference.logs import gunicorn_logconfig
+from inference.logs import JsonFormatter, StdoutHandler
 from inference.metrics import mark_worker_dead
 from inference.settings import Settings
 
@@ -47,7 +48,7 @@ def gunicorn_options(settings: Settings, metrics_dir: Path) -> dict[str, Any]:
         "accesslog": None,
         "errorlog": "-",
         "loglevel": settings.log_level,
-        "logconfig_dict": gunicorn_logconfig(settings.log_level),
+        "logger_class": JsonLogger,
         "proc_name": "inference",
         "child_exit": child_exit,
     }
@@ -55,6 +56,23 @@ def gunicorn_options(settings: Settings, metrics_dir: Path) -> dict[str, Any]:
         # The worker heartbeat file: on a container's overlay /tmp, writes can stall workers.
         options["worker_tmp_dir"] = str(SHM)
     return options
+
+
+class JsonLogger(Logger):  # type: ignore[misc]
+    """gunicorn's own messages as the service's JSON lines on stdout, and no access log: the
+    app logs each request itself, with more fields. (With a logging config of its own, gunicorn
+    would also build its access-log fields for every request, only to drop them.)"""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        handler = StdoutHandler()
+        handler.setFormatter(JsonFormatter())
+        self.error_log.handlers = [handler]
+        self.error_log.propagate = False
+
+    @property
+    def access_log_enabled(self) -> bool:
+        return False  # gunicorn then skips its access-log work for each request
 
 
 class InferenceServer(BaseApplication):  # type: ignore[misc]
