@@ -38,7 +38,7 @@ lock: uv ## Re-resolve every lockfile (hashed, universal, no URLs)
 	@for pkg in $(PACKAGES); do $(MAKE) -C $$pkg lock; done
 
 .PHONY: lint
-lint: uv lint-monitoring lint-infra ## ruff check, ruff format --check and mypy --strict in every package
+lint: uv lint-monitoring lint-infra ## Every linter: ruff + ruff format --check + mypy --strict per package, lint-infra, lint-monitoring
 	@for pkg in $(PACKAGES); do $(MAKE) -C $$pkg lint; done
 
 .PHONY: lint-infra
