@@ -9,7 +9,7 @@ from artifact_contract.digests import (
     sha256_file,
 )
 from artifact_contract.errors import ContractError, IntegrityError, ManifestError, VersionError
-from artifact_contract.layout import LATEST, RUNS_DIR, ArtifactRoot
+from artifact_contract.layout import LATEST, RUNS_DIR, ArtifactRoot, exclusive_lock
 from artifact_contract.manifest import (
     FEATURE_TYPES,
     REQUIRED_LIBRARIES,
@@ -50,6 +50,7 @@ __all__ = [
     "Profile",
     "QualityGate",
     "VersionError",
+    "exclusive_lock",
     "file_digests",
     "format_version",
     "is_version",

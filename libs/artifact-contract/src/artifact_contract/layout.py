@@ -19,7 +19,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from artifact_contract.errors import ContractError
@@ -81,15 +81,8 @@ class ArtifactRoot:
             if path.exists():
                 shutil.rmtree(path, ignore_errors=True)
 
-    @contextmanager
-    def _lock(self) -> Iterator[None]:
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
-        with (self.runs_dir / LOCK_FILE).open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def _lock(self) -> AbstractContextManager[None]:
+        return exclusive_lock(self.runs_dir / LOCK_FILE)
 
     def publish(
         self,
@@ -132,6 +125,20 @@ class ArtifactRoot:
         os.symlink(f"{RUNS_DIR}/{version}", temporary)
         os.replace(temporary, self.latest)
         _fsync_dir(self.root)
+
+
+@contextmanager
+def exclusive_lock(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock_file`` (created with its parent directory when
+    missing). Processes and threads on one host take turns; the kernel releases the lock when
+    its holder dies, so a crash never leaves it stuck."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -12,19 +12,17 @@ it refuses an artifact that changed after promotion.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from artifact_contract import is_version
+from artifact_contract import exclusive_lock, is_version
 
 from trainer.errors import TrainerError
 
@@ -101,16 +99,9 @@ class Deployments:
     def history_path(self) -> Path:
         return self.directory / HISTORY_FILE
 
-    @contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self) -> AbstractContextManager[None]:
         """One promotion or rollback at a time, across processes."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with (self.directory / LOCK_FILE).open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        return exclusive_lock(self.directory / LOCK_FILE)
 
     def read(self, target: str) -> Reference | None:
         """The current reference of ``target``, or None when nothing was promoted there yet."""

@@ -9,7 +9,6 @@ of failing.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import time
 import urllib.error
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from artifact_contract import Manifest
+from artifact_contract import Manifest, exclusive_lock
 
 from trainer.errors import TrackingError
 
@@ -68,13 +67,8 @@ def store_lock(tracking_uri: str) -> Iterator[None]:
     if database is None:
         yield
         return
-    database.parent.mkdir(parents=True, exist_ok=True)
-    with database.with_name(database.name + ".lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with exclusive_lock(database.with_name(database.name + ".lock")):
+        yield
 
 
 def track(
