@@ -71,7 +71,11 @@ def add_parser(subparsers: Any) -> None:
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--approved-by", help="who approved (required for production)")
+    parser.add_argument(
+        "--approved-by",
+        help="who approved: recorded in the reference and history (promote requires it for "
+        "production)",
+    )
     parser.add_argument(
         "--policy", type=Path, help=f"policy file with a [promotion] table (default {POLICY_FILE})"
     )
