@@ -82,6 +82,10 @@ demo: uv ## Fresh clone to a served model: setup, train if there is no latest, s
 bench: uv ## Benchmark our server against `mlflow models serve` on the same run (needs wrk)
 	@$(MAKE) -C services/inference bench
 
+.PHONY: bench-sampling
+bench-sampling: uv ## What prediction sampling costs a served request: off vs 0.01 vs 1.0 (needs wrk)
+	@$(MAKE) -C services/inference bench-sampling
+
 .PHONY: drift
 drift: uv ## Drift check of a sampled prediction log vs the training profile (LOG=path [VERSION=vNNN])
 	@$(MAKE) -C services/trainer drift LOG='$(LOG)' VERSION='$(VERSION)'
