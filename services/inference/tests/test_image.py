@@ -20,10 +20,8 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import RECORD, build_run
-from tests.test_serving import Server, wait_for
+from tests.servers import Server, running_server, wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 DOCKERFILE = REPO / "services" / "inference" / "Dockerfile"
@@ -229,39 +227,9 @@ def served(image: Image, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     command = image.resolve(
         [*image.runtime.exec_form("ENTRYPOINT"), *image.runtime.exec_form("CMD")], env
     )
-    process = subprocess.Popen(
-        command,
-        cwd=image.path("/home/app"),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    assert process.stdout is not None
-    stdout = process.stdout
-    server = Server(process)
-    reader = threading.Thread(target=lambda: server.lines.extend(stdout), daemon=True)
-    reader.start()
-
-    def listening() -> bool:
-        assert process.poll() is None, "".join(server.lines)
-        for line in list(server.lines):
-            match = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", line)
-            if match:
-                server.port = int(match.group(1))
-        return server.port != 0
-
-    try:
-        wait_for(listening, 60, "the image's command to listen")
+    with running_server(command, env, workers=1, cwd=image.path("/home/app")) as server:
         wait_for(lambda: server.request("GET", "/health")[0] == 200, 60, "/health to be 200")
         yield server
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-        reader.join(timeout=5)
-        stdout.close()
 
 
 def test_the_image_command_serves_the_baked_model(served: Server, image: Image) -> None:

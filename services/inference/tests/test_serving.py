@@ -7,53 +7,20 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import RECORD
+from tests.servers import Server, running_server, wait_for
 
 INFERENCE = Path(sys.executable).parent / "inference"
 WORKERS = 2
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[str]
-    lines: list[str] = field(default_factory=list)
-    port: int = 0
-
-    def records(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in list(self.lines)]
-
-    def request(
-        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
-    ) -> tuple[int, dict[str, str], bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            data = None if body is None else json.dumps(body).encode()
-            sent = {"Content-Type": "application/json", **(headers or {})}
-            connection.request(method, path, body=data, headers=sent)
-            response = connection.getresponse()
-            return response.status, dict(response.getheaders()), response.read()
-        finally:
-            connection.close()
-
-
-def wait_for(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -64,50 +31,13 @@ def server(ridge_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             "MODEL_DIR": str(ridge_run),
             "MODEL_CACHE_DIR": str(tmp_path_factory.mktemp("cache")),
             "HOST": "127.0.0.1",
-            "PORT": "0",  # gunicorn picks a free port and logs it
+            "PORT": "0",
             "WORKERS": str(WORKERS),
         }
     )
-    process = subprocess.Popen(
-        [str(INFERENCE), "serve"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    assert process.stdout is not None
-    stdout = process.stdout
-    server = Server(process)
-
-    def read() -> None:
-        for line in stdout:
-            server.lines.append(line)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-
-    def listening() -> bool:
-        for line in server.lines:
-            match = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", line)
-            if match:
-                server.port = int(match.group(1))
-        booted = sum("Booting worker" in line for line in server.lines)
-        return server.port != 0 and booted >= WORKERS
-
-    try:
-        wait_for(listening, 60, "gunicorn to listen with every worker")
+    with running_server([str(INFERENCE), "serve"], env, workers=WORKERS) as server:
         yield server
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            raise
-        reader.join(timeout=5)
-        stdout.close()
-    assert process.returncode == 0, "gunicorn did not stop cleanly on SIGTERM"
+    assert server.process.returncode == 0, "gunicorn did not stop cleanly on SIGTERM"
 
 
 def test_start_up_logs_the_model_source_and_digest(server: Server, ridge_run: Path) -> None:
