@@ -17,6 +17,7 @@ def _lockfiles() -> list[Path]:
         [
             *REPO_ROOT.glob("libs/*/requirements*.lock"),
             *REPO_ROOT.glob("services/*/requirements*.lock"),
+            *REPO_ROOT.glob("infra/*/requirements*.lock"),
         ]
     )
     assert found, "no lockfiles found"
@@ -29,6 +30,7 @@ def _pins(path: Path) -> dict[str, str]:
 
 def test_no_lockfile_holds_a_url_or_an_absolute_path() -> None:
     for path in _lockfiles():
+        assert "--hash=sha256:" in path.read_text(), f"{path}: not a hashed lock"
         for number, line in enumerate(path.read_text().splitlines(), start=1):
             assert "://" not in line, f"{path}:{number}: {line}"
             assert not _ABSOLUTE.search(line.split("#", 1)[0]), f"{path}:{number}: {line}"
