@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1]
-SHARED = ("numpy", "scikit-learn", "scipy", "skops")
+SHARED = ("numpy", "pandas", "scikit-learn", "scipy", "skops")
 
 
 def pins(lock: Path) -> dict[str, str]:
