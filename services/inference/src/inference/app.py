@@ -17,6 +17,7 @@ from inference.model import LoadedModel
 from inference.responses import json_response
 from inference.routes import api
 from inference.sampling import prediction_sampler
+from inference.schema import field_rules
 from inference.settings import Settings
 from inference.state import EXTENSION, ServiceState
 from inference.validation import RequestValidator
@@ -54,7 +55,11 @@ def create_app(
     validator = (
         None
         if model is None
-        else RequestValidator(model.feature_names, settings.max_batch_rows, model.integer_features)
+        else RequestValidator(
+            field_rules(model.manifest.input_schema, settings.input_range_margin),
+            settings.max_batch_rows,
+            frame=model.takes_frame,
+        )
     )
     logger = configure_logging(settings.log_level)
     sampler = prediction_sampler(settings, model, logger)

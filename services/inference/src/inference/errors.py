@@ -6,6 +6,8 @@ Start-up refusals end the process with one JSON log line naming the code and the
 
 from __future__ import annotations
 
+BATCH_KEY = "instances"  # the batch form's key: {"instances": [record, ...]}
+
 
 class InferenceError(Exception):
     status = 500
@@ -44,10 +46,23 @@ class InvalidInput(InferenceError):
 
 
 class NonFinitePrediction(InferenceError):
-    """The model answered NaN or infinity: a server-side fault, never the client's."""
+    """The model answered NaN or infinity for values it accepted: there is no answer for this
+    input, which is the request's to change (a 5xx would tell clients to retry it)."""
 
-    status = 500
+    status = 422
     code = "non_finite_prediction"
+
+    def __init__(self, rows: list[int], batch: bool = False) -> None:
+        self.rows = rows
+        where = (
+            f"{BATCH_KEY}[{rows[0]}]" + (f" (and {len(rows) - 1} more)" if len(rows) > 1 else "")
+            if batch
+            else "this record"
+        )
+        super().__init__(
+            f"the model gives no finite prediction for {where}: its values are too far from "
+            "the training data"
+        )
 
 
 class ModelNotReady(InferenceError):

@@ -78,7 +78,10 @@ def probe_rows(manifest: Manifest, seed: int = 0) -> Rows:
 
 
 def proven_fast_predict(estimator: Any, manifest: Manifest) -> Predict | None:
-    """``compile_predict``'s function if it matches ``estimator.predict`` bit for bit."""
+    """``compile_predict``'s function if it matches ``estimator.predict`` bit for bit.
+    Version 1/2 models only: version 3 pipelines predict from a DataFrame (model.py)."""
+    if manifest.schema_version >= 3:
+        return None
     candidate = compile_predict(estimator)
     if candidate is None:
         return None

@@ -7,14 +7,12 @@ self-test on the manifest's examples. Any failure is a StartupRefusal with one c
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from artifact_contract import (
     ContractError,
     IntegrityError,
@@ -48,10 +46,6 @@ COMPATIBLE_LIBRARIES = (
     ("numpy", "numpy", 1),
 )
 SUPPORTED_FORMAT = "skops"
-# Examples are recomputed by the same code on the same library versions; the tolerance only
-# absorbs float formatting in manifest.json.
-EXAMPLE_RTOL = 1e-6
-EXAMPLE_ATOL = 1e-6
 
 
 def load_model(settings: Settings) -> LoadedModel:
@@ -59,7 +53,7 @@ def load_model(settings: Settings) -> LoadedModel:
         digest, manifest = verify(fetched.run_dir, settings.model_sha256)
         check_library_versions(manifest.libraries, metadata.version)
         estimator = deserialize(fetched.run_dir / manifest.model.path, manifest)
-    _check_feature_names(estimator, manifest.feature_names)
+    _check_feature_names(estimator, manifest.feature_names, keep=manifest.schema_version >= 3)
     model = LoadedModel(
         estimator, manifest, digest, fetched.source, proven_fast_predict(estimator, manifest)
     )
@@ -142,12 +136,12 @@ def _estimators(estimator: Any) -> Iterator[Any]:
             yield from _estimators(step)
 
 
-def _check_feature_names(estimator: Any, features: list[str]) -> None:
+def _check_feature_names(estimator: Any, features: list[str], keep: bool) -> None:
     """The model must have been fitted on the manifest's features, in the manifest's order.
 
-    Then the names are dropped: we always predict from a float array in that order, and a
-    model fitted on a DataFrame would otherwise warn "X does not have valid feature names" on
-    every request.
+    Then, unless ``keep`` (version 3 models predict from a DataFrame), the names are dropped:
+    we predict from a float array in that order, and a model fitted on a DataFrame would
+    otherwise warn "X does not have valid feature names" on every request.
     """
     fitted = getattr(estimator, "feature_names_in_", None)
     if fitted is not None and [str(name) for name in fitted] != features:
@@ -155,6 +149,8 @@ def _check_feature_names(estimator: Any, features: list[str]) -> None:
             f"the model was fitted on features {list(map(str, fitted))} but the manifest's "
             f"input_schema lists {features}"
         )
+    if keep:
+        return
     for part in _estimators(estimator):
         if "feature_names_in_" in vars(part):
             delattr(part, "feature_names_in_")
@@ -162,25 +158,20 @@ def _check_feature_names(estimator: Any, features: list[str]) -> None:
 
 def self_test(model: LoadedModel) -> None:
     """Predict the manifest's examples (or one in-range row) before accepting any request."""
-    manifest = model.manifest
-    examples = manifest.examples
-    if examples:
-        rows = np.array([[ex.input[n] for n in model.feature_names] for ex in examples], float)
-    else:
-        rows = np.array([[f.min for f in manifest.input_schema]], dtype=np.float64)
+    examples = model.manifest.examples
+    rows = model.example_inputs()
     try:
         predictions = model.predict(rows)
     except Exception as exc:  # a model that cannot predict its own examples must not serve
         raise ModelSelfTestError(
             f"the model fails on its own examples ({type(exc).__name__}: {exc})"
         ) from None
-    if len(predictions) != len(rows):
-        raise ModelSelfTestError(f"the model gave {len(predictions)} outputs for {len(rows)} rows")
+    expected = max(len(examples), 1)  # without examples: one row of training minima
+    if len(predictions) != expected:
+        raise ModelSelfTestError(f"the model gave {len(predictions)} outputs for {expected} rows")
     for index, (example, got) in enumerate(zip(examples, predictions, strict=False)):
-        if not math.isclose(got, example.prediction, rel_tol=EXAMPLE_RTOL, abs_tol=EXAMPLE_ATOL):
+        if not model.matches_example(got, example.prediction):
             raise ModelSelfTestError(
                 f"examples[{index}]: the model predicts {got!r}, the manifest records "
                 f"{example.prediction!r}"
             )
-    if not all(math.isfinite(value) for value in predictions):
-        raise ModelSelfTestError("the model predicts a non-finite value for its examples")

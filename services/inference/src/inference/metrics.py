@@ -51,6 +51,13 @@ class Metrics:
             registry=self.registry,
         )
         self.rows = Counter("inference_rows_predicted", "Rows predicted.", registry=self.registry)
+        self.outside = Counter(
+            "inference_out_of_range_values",
+            "Values served although outside the training data: below its min, above its max, "
+            "or a category it did not have (accepted within the bounds docs/03 describes).",
+            ["feature", "kind"],
+            registry=self.registry,
+        )
         self.model_info = Gauge(
             "inference_model_info",
             "The loaded model (value 1), labelled with its version and manifest digest.",
@@ -72,6 +79,10 @@ class Metrics:
             self._children[key] = children
         children[0].inc()
         children[1].observe(latency)
+
+    def count_outside(self, counts: list[tuple[str, str, int]]) -> None:
+        for feature, kind, count in counts:
+            self.outside.labels(feature, kind).inc(count)
 
     def render(self) -> bytes:
         if self.multiprocess_dir is None:

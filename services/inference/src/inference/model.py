@@ -1,21 +1,47 @@
-"""The narrow model boundary: a verified, loaded model and ``predict(rows)``.
+"""The narrow model boundary: a verified, loaded model and ``infer(rows)``.
 
-Routes and validation see only this class; scikit-learn stays behind it.
+Routes and validation see only this class; scikit-learn and pandas stay behind it. Two input
+forms, decided by the manifest: version 1/2 models (numbers only) take a float64 array in schema
+order (and a proven-exact numpy predict where there is one, fastpath.py); version 3 models are
+pipelines fitted on a DataFrame, and get one built from the validated columns with the dtypes
+the trainer's data has (numbers float64 with NaN for null, booleans bool, or object with NaN
+when nullable, categoricals pandas' string dtype).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 from artifact_contract import Manifest
 from sklearn import config_context
 
-from inference.errors import NonFinitePrediction
+from inference.errors import ArtifactIntegrityError, NonFinitePrediction
+from inference.validation import Columns
 
 Rows = npt.NDArray[np.float64]
+Inputs = Rows | Columns
+REGRESSION, CLASSIFICATION = "regression", "classification"
+# Examples are recomputed by the same code on the same library versions; the tolerance only
+# absorbs float formatting in manifest.json.
+EXAMPLE_RTOL = 1e-6
+EXAMPLE_ATOL = 1e-6
+
+
+def label_key(label: Any) -> str:
+    """A class label as a key of ``probabilities``: JSON's spelling for booleans."""
+    return ("true" if label else "false") if isinstance(label, bool) else str(label)
+
+
+@dataclass(frozen=True)
+class Inference:
+    predictions: list[Any]  # floats (regression) or class labels
+    probabilities: list[dict[str, float]] | None = None  # classification only
 
 
 class LoadedModel:
@@ -28,15 +54,20 @@ class LoadedModel:
         fast_predict: Callable[[Rows], Rows] | None = None,
     ) -> None:
         self._estimator = estimator
-        # A numpy equivalent of estimator.predict, proven bit-identical at load (fastpath.py).
-        self._fast_predict = fast_predict
         self.manifest = manifest
         self.manifest_sha256 = manifest_sha256
         self.source = source
         self.feature_names: tuple[str, ...] = tuple(manifest.feature_names)
-        self.integer_features = frozenset(
-            feature.name for feature in manifest.input_schema if feature.type == "integer"
-        )
+        self.takes_frame = manifest.schema_version >= 3
+        # A numpy equivalent of estimator.predict, proven bit-identical at load (fastpath.py).
+        self._fast_predict = None if self.takes_frame else fast_predict
+        self.task = str(manifest.output.get("task", REGRESSION))
+        self.classes: list[Any] = list(manifest.output.get("classes") or [])
+        self._keys = [label_key(label) for label in self.classes]
+        self._proba = None
+        if self.task == CLASSIFICATION:
+            self._check_classes()
+            self._proba = getattr(estimator, "predict_proba", None)
 
     @property
     def model_version(self) -> str:
@@ -44,21 +75,87 @@ class LoadedModel:
 
     @property
     def predict_path(self) -> str:
-        return "numpy" if self._fast_predict is not None else "estimator"
-
-    def predict(self, rows: Rows) -> list[float]:
-        """Predict for a 2-D float array whose columns follow ``feature_names``."""
         if self._fast_predict is not None:
-            output = self._fast_predict(rows)
+            return "numpy"
+        return "dataframe" if self.takes_frame else "estimator"
+
+    def predict(self, inputs: Inputs) -> list[Any]:
+        return self.infer(inputs).predictions
+
+    def infer(self, inputs: Inputs) -> Inference:
+        """Predict for validated inputs: a 2-D float array whose columns follow
+        ``feature_names``, or (version 3) one column of values per feature."""
+        if self._fast_predict is not None:
+            assert not isinstance(inputs, dict)
+            return Inference(self._finite(self._fast_predict(inputs)))
+        if isinstance(inputs, dict):
+            data: Any = self.frame(inputs)
+            # NaN is a valid (imputed) input here: keep scikit-learn's own finiteness handling.
+            context = config_context(skip_parameter_validation=True)
         else:
+            data = inputs
             # Inputs were validated as finite numbers already; skip sklearn's re-checks.
-            with config_context(assume_finite=True, skip_parameter_validation=True):
-                output = self._estimator.predict(rows)
+            context = config_context(assume_finite=True, skip_parameter_validation=True)
+        with context:
+            if self.task != CLASSIFICATION:
+                return Inference(self._finite(self._estimator.predict(data)))
+            if self._proba is None:  # a classifier without probabilities: labels only
+                return Inference([self._label(v) for v in self._estimator.predict(data)])
+            proba = np.asarray(self._proba(data), dtype=np.float64)
+        self._finite(proba.max(axis=1))
+        # The most probable class, as scikit-learn's classifiers' own predict() chooses it.
+        labels = [self.classes[index] for index in proba.argmax(axis=1).tolist()]
+        keys = self._keys
+        return Inference(labels, [dict(zip(keys, row, strict=True)) for row in proba.tolist()])
+
+    def frame(self, columns: Columns) -> pd.DataFrame:
+        data: dict[str, Any] = {}
+        for feature in self.manifest.input_schema:
+            values = columns[feature.name]
+            if feature.nullable and feature.type != "categorical":
+                values = [math.nan if value is None else value for value in values]
+            if feature.type in ("number", "integer"):
+                data[feature.name] = np.array(values, dtype=np.float64)
+            elif feature.type == "boolean":
+                data[feature.name] = np.array(values, dtype=object if feature.nullable else bool)
+            else:
+                data[feature.name] = values  # pandas' string dtype, None read as NaN
+        return pd.DataFrame(data)
+
+    def _finite(self, output: Any) -> list[Any]:
         array = np.asarray(output, dtype=np.float64).reshape(-1)
-        if not np.isfinite(array).all():
-            raise NonFinitePrediction("the model produced a non-finite prediction")
+        finite = np.isfinite(array)
+        if not finite.all():
+            raise NonFinitePrediction(np.flatnonzero(~finite).tolist())
         values: list[float] = array.tolist()
         return values
+
+    def _label(self, value: Any) -> Any:
+        return value.item() if isinstance(value, np.generic) else value
+
+    def _check_classes(self) -> None:
+        fitted = getattr(self._estimator, "classes_", None)
+        labels = [] if fitted is None else [self._label(v) for v in fitted]
+        if [(type(c), c) for c in labels] != [(type(c), c) for c in self.classes]:
+            raise ArtifactIntegrityError(
+                f"the model's classes are {labels} but the manifest's output lists {self.classes}"
+            )
+
+    # --- the manifest's examples (the loader's self-test) -----------------------------------
+
+    def example_inputs(self) -> Inputs:
+        """The manifest's example inputs (or one row of training minima) in this model's form."""
+        records = [example.input for example in self.manifest.examples]
+        if not records:
+            records = [{f.name: _typical(f) for f in self.manifest.input_schema}]
+        if self.takes_frame:
+            return {name: [record[name] for record in records] for name in self.feature_names}
+        return np.array([[r[n] for n in self.feature_names] for r in records], dtype=np.float64)
+
+    def matches_example(self, got: Any, recorded: Any) -> bool:
+        if self.task == CLASSIFICATION:
+            return bool(type(got) is type(recorded) and got == recorded)
+        return math.isclose(got, recorded, rel_tol=EXAMPLE_RTOL, abs_tol=EXAMPLE_ATOL)
 
     def summary(self) -> dict[str, Any]:
         """What ``GET /model`` shows: identity, schema, quality, provenance."""
@@ -70,6 +167,8 @@ class LoadedModel:
             "flavor": manifest.model.flavor,
             "input_schema": [
                 {"name": f.name, "type": f.type, "min": f.min, "max": f.max}
+                if not self.takes_frame
+                else {k: v for k, v in vars(f).items() if v is not None}
                 for f in manifest.input_schema
             ],
             "output": manifest.output,
@@ -81,3 +180,11 @@ class LoadedModel:
             else {"commit": manifest.git.commit, "dirty": manifest.git.dirty},
             "examples": [{"input": e.input, "prediction": e.prediction} for e in manifest.examples],
         }
+
+
+def _typical(feature: Any) -> Any:
+    if feature.type == "boolean":
+        return False
+    if feature.type == "categorical":
+        return sorted(feature.categories)[0]
+    return feature.min

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, g, request
 
-from inference.errors import UnsupportedMediaType
+from inference.errors import NonFinitePrediction, UnsupportedMediaType
 from inference.responses import json_response
 from inference.state import current_state
 
@@ -51,18 +51,30 @@ def predict() -> Response:
             "send the body as JSON with the header Content-Type: application/json"
         )
     parsed = validator.parse(request.get_data(cache=False))
+    if parsed.outside:
+        state.metrics.count_outside(parsed.outside)
     started = time.perf_counter()
-    predictions = model.predict(parsed.rows)
+    try:
+        result = model.infer(parsed.rows)
+    except NonFinitePrediction as exc:
+        raise NonFinitePrediction(exc.rows, parsed.batch) from None
     elapsed = time.perf_counter() - started
+    predictions = result.predictions
     g.predict_ms = round(elapsed * 1000, 3)
     g.rows = len(predictions)
     state.metrics.predict_time.observe(elapsed)
     state.metrics.rows.inc(len(predictions))
     if state.sampler is not None:
         state.sampler.record(g.request_id, model.model_version, parsed.rows, predictions)
-    body: dict[str, Any] = (
-        {"predictions": predictions} if parsed.batch else {"prediction": predictions[0]}
-    )
+    body: dict[str, Any]
+    if parsed.batch:
+        body = {"predictions": predictions}
+        if result.probabilities is not None:
+            body["probabilities"] = result.probabilities
+    else:
+        body = {"prediction": predictions[0]}
+        if result.probabilities is not None:
+            body["probabilities"] = result.probabilities[0]
     body["model_version"] = model.model_version
     body["request_id"] = g.request_id
     return json_response(body)

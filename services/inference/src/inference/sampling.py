@@ -6,15 +6,19 @@ PREDICTION_LOG is a file path or ``stdout``. One line per sampled row::
     {"ts": "...Z", "event": "prediction", "request_id": "...", "model_version": "v003",
      "features": {"age": 42.0, ...}, "prediction": 41234.5}
 
+Features are logged as the request gave them once validated: numbers, booleans, category
+strings, null; a classifier's prediction is its class label.
+
 Cost is bounded: off costs one comparison per request; on, a single-row request costs one
 random draw, and a batch costs O(sampled rows), not O(rows), because the gaps between sampled
 rows are drawn from a geometric distribution. A line is formatted from a per-request prefix and
-a per-model template (no json.dumps per row). Each worker opens its own append-mode descriptor
-on first use (never in the gunicorn master, whose descriptors the workers would share) and keeps
-it; lines go out in ``os.write`` calls of whole lines of at most PIPE_BUF (4 KiB) bytes, which
-the kernel never interleaves with another process's writes, on a pipe (stdout) or, with
-O_APPEND, on a file. Sampling is best effort: a write error is logged once per worker and never
-fails a request (docs/04_monitoring.md has the measured cost).
+a per-model template (no json.dumps per row; orjson for version 3 models' typed values). Each
+worker opens its own append-mode descriptor on first use (never in the gunicorn master, whose
+descriptors the workers would share) and keeps it; lines go out in ``os.write`` calls of whole
+lines of at most PIPE_BUF (4 KiB) bytes, which the kernel never interleaves with another
+process's writes, on a pipe (stdout) or, with O_APPEND, on a file. Sampling is best effort: a
+write error is logged once per worker and never fails a request (docs/04_monitoring.md has the
+measured cost).
 """
 
 from __future__ import annotations
@@ -25,11 +29,13 @@ import math
 import os
 import random
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from inference.errors import ConfigurationError
 from inference.logs import log_event
@@ -99,8 +105,8 @@ class PredictionSampler:
         self,
         request_id: str,
         model_version: str,
-        rows: npt.NDArray[np.float64],
-        predictions: Sequence[float],
+        rows: npt.NDArray[np.float64] | Mapping[str, Sequence[Any]],
+        predictions: Sequence[Any],
     ) -> int:
         """Write the sampled rows of one request; return how many were written."""
         if self.rate <= 0.0:
@@ -111,13 +117,25 @@ class PredictionSampler:
         ts = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         head = {"ts": ts, "event": EVENT, "request_id": request_id, "model_version": model_version}
         prefix = json.dumps(head)[:-1] + ", "  # the object left open for the row's fields
-        template = self._row_template
-        # Features were validated finite, so repr() is their JSON; a prediction might not be.
-        values: list[list[float]] = rows[picked].tolist()  # one numpy call for all picked rows
-        lines = [
-            prefix + template % (*row, _json_number(predictions[index]))
-            for row, index in zip(values, picked, strict=True)
-        ]
+        if isinstance(rows, Mapping):
+            names = self.feature_names
+            lines = [
+                prefix
+                + '"features": '
+                + orjson.dumps({name: rows[name][index] for name in names}).decode()
+                + ', "prediction": '
+                + orjson.dumps(predictions[index]).decode()
+                + "}\n"
+                for index in picked
+            ]
+        else:
+            template = self._row_template
+            # Features were validated finite, so repr() is their JSON.
+            values: list[list[float]] = rows[picked].tolist()  # one numpy call for all rows
+            lines = [
+                prefix + template % (*row, _json_number(predictions[index]))
+                for row, index in zip(values, picked, strict=True)
+            ]
         try:
             self._write_lines(lines)
         except OSError as exc:

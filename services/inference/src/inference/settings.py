@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tempfile
@@ -41,6 +42,8 @@ class Settings:
     # Prediction sampling for drift checks (inference/sampling.py): off unless both are set.
     prediction_log: str | None = None
     prediction_sample_rate: float = 0.0
+    # Numbers are accepted within this many training spans around the training range (schema.py).
+    input_range_margin: float = 10.0
 
     @property
     def model_reference(self) -> str:
@@ -99,6 +102,7 @@ class Settings:
             metrics_dir=Path(metrics_dir) if metrics_dir else None,
             prediction_log=text("PREDICTION_LOG"),
             prediction_sample_rate=_sample_rate(env, text("PREDICTION_LOG")),
+            input_range_margin=_margin(env, defaults.input_range_margin),
         )
 
 
@@ -119,6 +123,21 @@ def _sample_rate(env: Mapping[str, str], destination: str | None) -> float:
             "PREDICTION_SAMPLE_RATE > 0 needs PREDICTION_LOG (a file path, or stdout)"
         )
     return rate
+
+
+def _margin(env: Mapping[str, str], default: float) -> float:
+    raw = env.get("INPUT_RANGE_MARGIN", "").strip()
+    if not raw:
+        return default
+    try:
+        margin = float(raw)
+    except ValueError:
+        margin = math.nan
+    if not 0.0 <= margin < math.inf:  # also refuses nan
+        raise ConfigurationError(
+            f"INPUT_RANGE_MARGIN must be a finite number >= 0, got {raw[:32]!r}"
+        )
+    return margin
 
 
 def usable_cpus() -> int:

@@ -1,17 +1,20 @@
 """Request validation against the model's own input schema (from its manifest).
 
 A body is one record ``{"age": 42, ...}`` or ``{"instances": [record, ...]}``. Every feature
-must be present with a finite JSON number (not a bool, string, null, NaN or Infinity) and no
-other field may appear. Messages name the field and the problem, never echo the payload.
+must be present, as its schema says (schema.py), and no other field may appear. Messages name the
+field and the problem, never echo the payload.
+
+Models of manifest versions 1 and 2 (numbers only) get a float64 array in schema order; version
+3 models get columns of validated values, from which the model builds its DataFrame.
 """
 
 from __future__ import annotations
 
 import json
 import operator
-import sys
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
@@ -19,19 +22,23 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from inference.errors import InvalidInput, InvalidJSON, PayloadTooLarge
+from inference.errors import BATCH_KEY, InvalidInput, InvalidJSON, PayloadTooLarge
+from inference.schema import ABOVE, BELOW, FieldRule, field_path, kind_of
 
-BATCH_KEY = "instances"
-_NAME_LIMIT = 64
-_FLOAT_MAX = sys.float_info.max
 _NUMBER_TYPES = frozenset({int, float})
 _SMALL = 4  # up to this many records, the exact checks are cheaper than numpy's set-up
+
+Rows = npt.NDArray[np.float64]
+# The general path's input: one list of validated values per feature (None for null).
+Columns = dict[str, list[Any]]
 
 
 @dataclass(frozen=True)
 class ParsedRequest:
-    rows: npt.NDArray[np.float64]
+    rows: Rows | Columns
     batch: bool
+    # (feature, kind, count) of values served although outside the training data.
+    outside: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 def _refuse_constant(name: str) -> Any:
@@ -68,44 +75,26 @@ def parse_json(body: bytes) -> Any:
         raise InvalidJSON(f"body is not valid JSON: {problem}{where}") from None
 
 
-def _field(prefix: str, key: object) -> str:
-    """A field's path for a message: bounded, quoted, control characters escaped."""
-    text = str(key)
-    return repr(prefix + (text if len(text) <= _NAME_LIMIT else text[:_NAME_LIMIT] + "..."))
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
 class RequestValidator:
-    def __init__(
-        self,
-        feature_names: Sequence[str],
-        max_rows: int,
-        integer_features: Collection[str] = (),
-    ) -> None:
-        self.feature_names = tuple(feature_names)
+    def __init__(self, rules: Sequence[FieldRule], max_rows: int, frame: bool = False) -> None:
+        self.rules = tuple(rules)
+        self.feature_names = tuple(rule.name for rule in self.rules)
+        self.frame = frame
         self._features = frozenset(self.feature_names)
-        self._integers = frozenset(integer_features)
         names = self.feature_names
         getter = operator.itemgetter(*names)
         self._values_of: Callable[[dict[str, Any]], tuple[Any, ...]] = (
             getter if len(names) > 1 else lambda record: (record[names[0]],)
         )
+        self._vectorised = not frame and all(rule.numeric for rule in self.rules)
         self._integer_columns = [
-            index for index, name in enumerate(self.feature_names) if name in self._integers
+            index for index, rule in enumerate(self.rules) if rule.type == "integer"
         ]
+        if self._vectorised:
+            self._low = np.array([rule.low for rule in self.rules], dtype=np.float64)
+            self._high = np.array([rule.high for rule in self.rules], dtype=np.float64)
+            self._min = np.array([rule.min for rule in self.rules], dtype=np.float64)
+            self._max = np.array([rule.max for rule in self.rules], dtype=np.float64)
         self.max_rows = max_rows
 
     def parse(self, body: bytes) -> ParsedRequest:
@@ -113,20 +102,20 @@ class RequestValidator:
         if not isinstance(payload, dict):
             raise InvalidInput(
                 f"body must be a JSON object (one record or {{{BATCH_KEY!r}: [...]}}), "
-                f"got {_kind(payload)}",
+                f"got {kind_of(payload)}",
                 code="not_an_object",
             )
         if BATCH_KEY in payload and BATCH_KEY not in self._features:
             if len(payload) != 1:
                 extra = sorted(str(key) for key in payload if key != BATCH_KEY)[0]
                 raise InvalidInput(
-                    f"unknown field {_field('', extra)} next to {BATCH_KEY!r}",
+                    f"unknown field {field_path('', extra)} next to {BATCH_KEY!r}",
                     code="unknown_field",
                 )
             records = payload[BATCH_KEY]
             if not isinstance(records, list):
                 raise InvalidInput(
-                    f"{BATCH_KEY!r} must be an array of records, got {_kind(records)}"
+                    f"{BATCH_KEY!r} must be an array of records, got {kind_of(records)}"
                 )
             if not records:
                 raise InvalidInput(
@@ -138,24 +127,32 @@ class RequestValidator:
                     "(MAX_BATCH_ROWS)",
                     code="batch_too_large",
                 )
-            return ParsedRequest(self._rows(records, batch=True), batch=True)
-        return ParsedRequest(self._rows([payload], batch=False), batch=False)
+            return self._parse(records, batch=True)
+        return self._parse([payload], batch=False)
 
-    def _rows(self, records: list[Any], batch: bool) -> npt.NDArray[np.float64]:
-        """Validated rows as a float64 array. For a batch, a vectorised pass for the common case
-        of valid input; any failure in it re-runs the record-by-record checks, which find the
-        problem and name it (they accept exactly what the fast pass accepts)."""
-        if len(records) > _SMALL:
-            rows = self._fast_rows(records)
-            if rows is not None:
-                return rows
+    def _parse(self, records: list[Any], batch: bool) -> ParsedRequest:
+        """Validated rows. For a numeric batch, a vectorised pass for the common case of valid
+        input; any failure in it re-runs the record-by-record checks, which find the problem
+        and name it (they accept exactly what the fast pass accepts)."""
+        if self._vectorised and len(records) > _SMALL:
+            parsed = self._fast_rows(records)
+            if parsed is not None:
+                return parsed
+        outside: list[tuple[str, str]] = []
         checked = [
-            self._row(record, f"{BATCH_KEY}[{index}]" if batch else "")
+            self._row(record, f"{BATCH_KEY}[{index}]" if batch else "", outside)
             for index, record in enumerate(records)
         ]
-        return np.array(checked, dtype=np.float64)
+        counts = [(*key, count) for key, count in Counter(outside).items()] if outside else []
+        if self.frame:
+            columns = {
+                name: list(column)
+                for name, column in zip(self.feature_names, zip(*checked, strict=True), strict=True)
+            }
+            return ParsedRequest(columns, batch, counts)
+        return ParsedRequest(np.array(checked, dtype=np.float64), batch, counts)
 
-    def _fast_rows(self, records: list[Any]) -> npt.NDArray[np.float64] | None:
+    def _fast_rows(self, records: list[Any]) -> ParsedRequest | None:
         # map() keeps these loops in C: this is most of a valid batch's validation time.
         if set(map(type, records)) != {dict}:
             return None
@@ -175,59 +172,46 @@ class RequestValidator:
         except OverflowError:  # an integer beyond float64
             return None
         rows = flat.reshape(len(records), width)
-        if not np.isfinite(rows).all():
+        # Within the accepted bounds (which also refuses NaN and infinities).
+        if not ((rows >= self._low) & (rows <= self._high)).all():
             return None
         if self._integer_columns:
             integral = rows[:, self._integer_columns]
             if not np.array_equal(integral, np.trunc(integral)):
                 return None
-        return rows
+        outside: list[tuple[str, str, int]] = []
+        for kind, counts in (
+            (BELOW, (rows < self._min).sum(axis=0)),
+            (ABOVE, (rows > self._max).sum(axis=0)),
+        ):
+            outside.extend(
+                (self.feature_names[column], kind, int(counts[column]))
+                for column in np.flatnonzero(counts)
+            )
+        return ParsedRequest(rows, True, outside)
 
-    def _row(self, record: object, where: str) -> list[float]:
+    def _row(self, record: object, where: str, outside: list[tuple[str, str]]) -> list[Any]:
         prefix = f"{where}." if where else ""
         if not isinstance(record, dict):
             raise InvalidInput(
-                f"{where!r} must be an object of features, got {_kind(record)}",
+                f"{where!r} must be an object of features, got {kind_of(record)}",
                 code="not_an_object",
             )
         if len(record) != len(self._features) or not self._features.issuperset(record):
             self._explain_fields(record, prefix)
-        row: list[float] = []
-        for name in self.feature_names:
-            value = record[name]
-            kind = type(value)
-            # bool is a subclass of int: compare exact types so true/false are refused.
-            if kind is not float and kind is not int:
-                raise InvalidInput(
-                    f"field {_field(prefix, name)} must be a number, got {_kind(value)}",
-                    code="invalid_value",
-                )
-            # json.loads turns 1e999 into inf; a huge integer would overflow float64.
-            if not (-_FLOAT_MAX <= value <= _FLOAT_MAX):
-                raise InvalidInput(
-                    f"field {_field(prefix, name)} must be a finite number, got one out of range",
-                    code="invalid_value",
-                )
-            # The schema's "integer" features take 6 or 6.0, not 6.5.
-            if kind is float and name in self._integers and not value.is_integer():
-                raise InvalidInput(
-                    f"field {_field(prefix, name)} must be an integer, got a fractional number",
-                    code="invalid_value",
-                )
-            row.append(value)
-        return row
+        return [rule.check(record[rule.name], prefix, outside) for rule in self.rules]
 
     def _explain_fields(self, record: dict[Any, Any], prefix: str) -> None:
         missing = [name for name in self.feature_names if name not in record]
         if missing:
             raise InvalidInput(
-                f"missing field {_field(prefix, missing[0])}"
+                f"missing field {field_path(prefix, missing[0])}"
                 + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
                 code="missing_field",
             )
         unknown = sorted(str(key) for key in record if key not in self._features)
         raise InvalidInput(
-            f"unknown field {_field(prefix, unknown[0])}; expected only "
+            f"unknown field {field_path(prefix, unknown[0])}; expected only "
             f"{', '.join(self.feature_names)}",
             code="unknown_field",
         )
