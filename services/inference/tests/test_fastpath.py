@@ -57,8 +57,8 @@ def test_the_loader_uses_numpy_for_ridge_and_the_estimator_for_boosting(
 def test_probe_rows_cover_examples_and_the_training_ranges(ridge_run: Path, tmp_path: Path) -> None:
     model = load_model(Settings(model_dir=ridge_run, model_cache_dir=tmp_path))
     rows = probe_rows(model.manifest)
-    low = [f.min for f in model.manifest.input_schema]
-    high = [f.max for f in model.manifest.input_schema]
+    low = np.array([f.min for f in model.manifest.input_schema], dtype=np.float64)
+    high = np.array([f.max for f in model.manifest.input_schema], dtype=np.float64)
     assert rows.shape[1] == 3 and len(rows) > 200
     assert (rows >= low).all() and (rows <= high).all()
     first = [model.manifest.examples[0].input[name] for name in model.feature_names]

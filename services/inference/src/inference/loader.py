@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from artifact_contract import (
+    TRUSTED_TYPES,
     ContractError,
     IntegrityError,
     Manifest,
@@ -32,13 +33,10 @@ from inference.model import LoadedModel
 from inference.settings import Settings
 from inference.source import fetch_model
 
-# Types skops does not trust by default that our models legitimately contain, found with
-# skops.io.get_untrusted_types on the models we train: Pipeline(StandardScaler, Ridge) needs
-# none; HistGradientBoostingRegressor needs its tree predictor. This list is ours, never read
-# from an artifact; anything else in a model file refuses the start.
-ALLOWED_UNTRUSTED_TYPES = frozenset(
-    {"sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"}
-)
+# Types skops does not trust by default that our models legitimately contain: the contract's
+# list (artifact_contract/trust.py), shared with the trainer, never read from an artifact;
+# anything else in a model file refuses the start.
+ALLOWED_UNTRUSTED_TYPES = frozenset(TRUSTED_TYPES)
 # (name in the manifest, distribution, how many leading version parts must match)
 COMPATIBLE_LIBRARIES = (
     ("scikit-learn", "scikit-learn", 2),

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from artifact_contract import Manifest
+from artifact_contract import Feature, Manifest, label_key
 from sklearn import config_context
 
 from inference.errors import ArtifactIntegrityError, NonFinitePrediction
@@ -26,16 +26,11 @@ from inference.validation import Columns
 
 Rows = npt.NDArray[np.float64]
 Inputs = Rows | Columns
-REGRESSION, CLASSIFICATION = "regression", "classification"
+CLASSIFICATION = "classification"
 # Examples are recomputed by the same code on the same library versions; the tolerance only
 # absorbs float formatting in manifest.json.
 EXAMPLE_RTOL = 1e-6
 EXAMPLE_ATOL = 1e-6
-
-
-def label_key(label: Any) -> str:
-    """A class label as a key of ``probabilities``: JSON's spelling for booleans."""
-    return ("true" if label else "false") if isinstance(label, bool) else str(label)
 
 
 @dataclass(frozen=True)
@@ -61,8 +56,8 @@ class LoadedModel:
         self.takes_frame = manifest.schema_version >= 3
         # A numpy equivalent of estimator.predict, proven bit-identical at load (fastpath.py).
         self._fast_predict = None if self.takes_frame else fast_predict
-        self.task = str(manifest.output.get("task", REGRESSION))
-        self.classes: list[Any] = list(manifest.output.get("classes") or [])
+        self.task = manifest.task
+        self.classes: list[Any] = manifest.classes
         self._keys = [label_key(label) for label in self.classes]
         self._proba = None
         if self.task == CLASSIFICATION:
@@ -165,12 +160,7 @@ class LoadedModel:
             "manifest_sha256": self.manifest_sha256,
             "created_at": manifest.created_at,
             "flavor": manifest.model.flavor,
-            "input_schema": [
-                {"name": f.name, "type": f.type, "min": f.min, "max": f.max}
-                if not self.takes_frame
-                else {k: v for k, v in vars(f).items() if v is not None}
-                for f in manifest.input_schema
-            ],
+            "input_schema": [f.to_dict(manifest.schema_version) for f in manifest.input_schema],
             "output": manifest.output,
             "metrics": manifest.metrics,
             "quality_gate": {"passed": manifest.quality_gate.passed},
@@ -178,13 +168,17 @@ class LoadedModel:
             "git": None
             if manifest.git is None
             else {"commit": manifest.git.commit, "dirty": manifest.git.dirty},
-            "examples": [{"input": e.input, "prediction": e.prediction} for e in manifest.examples],
+            "examples": [
+                {"input": e.input, "prediction": e.prediction}
+                | ({} if e.probabilities is None else {"probabilities": e.probabilities})
+                for e in manifest.examples
+            ],
         }
 
 
-def _typical(feature: Any) -> Any:
+def _typical(feature: Feature) -> Any:
     if feature.type == "boolean":
         return False
     if feature.type == "categorical":
-        return sorted(feature.categories)[0]
+        return (feature.categories or ("",))[0]
     return feature.min
