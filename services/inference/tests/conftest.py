@@ -82,11 +82,12 @@ def build_run(
     libraries: dict[str, str] | None = None,
     example_offset: float = 0.0,
     schema_order: list[str] | None = None,
+    target_scale: float = 1.0,
 ) -> Path:
     """Fit, dump and publish one run under ``root``; return its run directory."""
     frame, target = training_frame()
     model = make_estimator(estimator) if isinstance(estimator, str) else estimator
-    model.fit(frame, target)
+    model.fit(frame, target * target_scale)
     sample = frame.head(3)
     predictions = [float(p) for p in model.predict(sample)]
     artifacts = ArtifactRoot(root)
@@ -163,6 +164,14 @@ def ridge_run(artifact_root: Path) -> Path:
 @pytest.fixture(scope="session")
 def hgb_run(artifact_root: Path) -> Path:
     return artifact_root / "runs" / "v001"
+
+
+@pytest.fixture(scope="session")
+def typed_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One version-3 run per kind of tests/tabular.py: regression, binary, multiclass."""
+    from tests.tabular import KINDS, build_typed_run
+
+    return {kind: build_typed_run(tmp_path_factory.mktemp(kind), kind) for kind in KINDS}
 
 
 @pytest.fixture

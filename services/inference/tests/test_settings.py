@@ -20,6 +20,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.max_batch_rows == 10_000
     assert settings.max_body_bytes == 6 * 1024 * 1024
     assert settings.omp_num_threads == "1"
+    assert settings.input_range_margin == 10.0
     assert settings.model_sha256 is None and settings.metrics_dir is None
 
 
@@ -42,6 +43,7 @@ def test_every_variable_is_read() -> None:
         "LOG_LEVEL": "DEBUG",
         "OMP_NUM_THREADS": "2",
         "PROMETHEUS_MULTIPROC_DIR": "/tmp/metrics",
+        "INPUT_RANGE_MARGIN": "2.5",
     }
     settings = Settings.from_env(env)
     assert settings == Settings(
@@ -62,6 +64,7 @@ def test_every_variable_is_read() -> None:
         log_level="debug",
         omp_num_threads="2",
         metrics_dir=Path("/tmp/metrics"),
+        input_range_margin=2.5,
     )
 
 
@@ -82,6 +85,9 @@ def test_sagemaker_model_dir_is_used_only_when_nothing_else_names_a_model(tmp_pa
         ({"MAX_BATCH_ROWS": "-1"}, "MAX_BATCH_ROWS must be >= 1"),
         ({"MODEL_SHA256": "abc"}, "MODEL_SHA256 must be a 64-character hex"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL must be one of"),
+        ({"INPUT_RANGE_MARGIN": "-1"}, "INPUT_RANGE_MARGIN must be a finite number >= 0"),
+        ({"INPUT_RANGE_MARGIN": "inf"}, "INPUT_RANGE_MARGIN must be a finite number >= 0"),
+        ({"INPUT_RANGE_MARGIN": "wide"}, "INPUT_RANGE_MARGIN must be a finite number >= 0"),
     ],
 )
 def test_bad_values_are_refused_naming_the_variable(env: dict[str, str], message: str) -> None:

@@ -80,6 +80,11 @@ class LoadedModel:
     def infer(self, inputs: Inputs) -> Inference:
         """Predict for validated inputs: a 2-D float array whose columns follow
         ``feature_names``, or (version 3) one column of values per feature."""
+        # Overflow far from the training data is caught as a non-finite output, not warned.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._infer(inputs)
+
+    def _infer(self, inputs: Inputs) -> Inference:
         if self._fast_predict is not None:
             assert not isinstance(inputs, dict)
             return Inference(self._finite(self._fast_predict(inputs)))
