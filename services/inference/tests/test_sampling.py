@@ -14,12 +14,14 @@ from flask.testing import FlaskClient
 
 from inference.app import create_app
 from inference.errors import ConfigurationError
+from inference.loader import load_model
 from inference.model import LoadedModel
 from inference.sampling import PredictionSampler
 from inference.settings import Settings
 from inference.state import EXTENSION, ServiceState
 
 from .conftest import FEATURES, RECORD
+from .tabular import TYPED_RECORD
 
 
 def sampler(rate: float, destination: str | None = "unused", seed: int = 1) -> PredictionSampler:
@@ -166,3 +168,32 @@ def test_a_large_batch_is_written_whole_in_several_chunks(tmp_path: Path) -> Non
     lines = read_lines(log)
     assert [line["features"]["age"] for line in lines] == [float(i) for i in range(300)]
     assert lines[7]["prediction"] is None and lines[8]["prediction"] == 12.0
+
+
+@pytest.mark.parametrize("kind", ["regression", "binary"])
+def test_typed_values_and_class_labels_are_logged_as_served(
+    typed_runs: dict[str, Path], tmp_path: Path, kind: str
+) -> None:
+    """Version-3 models: strings, booleans and nulls as the request gave them (the drift check
+    reads them back), and a classifier's label as its prediction."""
+    log = tmp_path / "typed.jsonl"
+    settings = Settings(
+        model_dir=typed_runs[kind],
+        model_cache_dir=tmp_path / "cache",
+        prediction_log=str(log),
+        prediction_sample_rate=1.0,
+    )
+    app = create_app(settings, load_model(settings))
+    records = [
+        TYPED_RECORD,
+        {**TYPED_RECORD, "rooms": None, "city": None, "garden": None, "new_build": True},
+        {**TYPED_RECORD, "city": "wést \u2603", "sqft": 4000} if kind == "binary" else TYPED_RECORD,
+    ]
+    answer = app.test_client().post("/predict", json={"instances": records}).get_json()
+    state: ServiceState = app.extensions[EXTENSION]
+    assert state.sampler is not None
+    state.sampler.close()
+    lines = read_lines(log)
+    assert [line["features"] for line in lines] == records
+    assert [line["prediction"] for line in lines] == answer["predictions"]
+    assert type(lines[1]["features"]["new_build"]) is bool
