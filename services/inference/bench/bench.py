@@ -34,12 +34,19 @@ def scenarios(workers: int) -> list[tuple[str, int]]:
 
 
 def payloads(manifest: dict[str, Any], scratch: Path) -> dict[str, Path]:
-    """The same rows for both servers, each in its own request format."""
+    """The same rows for both servers, each in its own request format: values drawn across
+    each feature's training range or categories (null for 5 % of a nullable feature's)."""
     names = [feature["name"] for feature in manifest["input_schema"]]
     record = manifest["examples"][0]["input"] if manifest["examples"] else None
     rng = random.Random(0)
 
-    def value(feature: dict[str, Any]) -> float | int:
+    def value(feature: dict[str, Any]) -> Any:
+        if feature.get("nullable") and rng.random() < 0.05:
+            return None
+        if feature["type"] == "boolean":
+            return rng.random() < 0.5
+        if feature["type"] == "categorical":
+            return rng.choice(feature["categories"])
         drawn = rng.uniform(feature["min"], feature["max"])
         return round(drawn) if feature["type"] == "integer" else round(drawn, 3)
 
@@ -74,9 +81,11 @@ def main() -> int:
         "OMP_NUM_THREADS": "1",
         "MLFLOW_DISABLE_TELEMETRY": "true",
     }
+    kinds = sorted({feature["type"] for feature in manifest["input_schema"]})
     print(
         f"run {manifest['model_version']} ({run_dir}), {args.workers} workers, "
-        f"{args.rounds} rounds x {args.seconds} s per scenario, params {manifest['params']}"
+        f"{args.rounds} rounds x {args.seconds} s per scenario, params {manifest['params']}, "
+        f"{len(manifest['input_schema'])} features ({', '.join(kinds)})"
     )
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         scratch = Path(tmp)
