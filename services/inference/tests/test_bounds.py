@@ -48,6 +48,7 @@ def test_bounds_are_the_training_range_widened_by_the_margin() -> None:
     assert accepted_bounds(18.0, 80.0, 0.0) == (18.0, 80.0)
     assert accepted_bounds(5.0, 5.0, 10.0) == (-45.0, 55.0)  # one value: its size is the span
     assert accepted_bounds(0.0, 0.0, 10.0) == (-10.0, 10.0)
+    assert accepted_bounds(0.0, 1e300, 1e300) == (-sys.float_info.max, sys.float_info.max)
 
 
 def test_a_huge_value_is_a_422_naming_the_bounds_alone_and_in_a_batch(

@@ -52,7 +52,8 @@ def kind_of(value: object) -> str:
 
 def accepted_bounds(low: float, high: float, margin: float) -> tuple[float, float]:
     span = high - low if high > low else max(abs(high), 1.0)
-    return low - margin * span, high + margin * span
+    # Never wider than float64: infinity stays refused, however large the margin.
+    return max(low - margin * span, -_FLOAT_MAX), min(high + margin * span, _FLOAT_MAX)
 
 
 @dataclass(frozen=True)
