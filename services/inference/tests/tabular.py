@@ -2,9 +2,10 @@
 a CSV (as the trainer reads a user's data: strings, booleans, blanks), dumped with skops,
 described by a schema-3 manifest and published with ArtifactRoot.
 
-Three models: ``regression`` (ridge behind imputers, a scaler and a one-hot encoder),
-``binary`` (logistic regression, string labels, unknown categories ignored) and ``multiclass``
-(gradient boosting with native categorical support, integer labels).
+Four models: ``regression`` (ridge behind imputers, a scaler and a one-hot encoder),
+``binary`` (logistic regression, string labels, unknown categories ignored), ``flag`` (the same,
+boolean labels) and ``multiclass`` (gradient boosting with native categorical support, integer
+labels).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ CATEGORIES = ["city", "garden"]
 FLAGS = ["new_build"]
 TYPED_FEATURES = ["sqft", "rooms", "city", "garden", "new_build"]
 CITIES = ["north", "south", "west"]
-KINDS = ("regression", "binary", "multiclass")
+KINDS = ("regression", "binary", "flag", "multiclass")
 TARGET = "outcome"
 TYPED_RECORD = {"sqft": 1200.0, "rooms": 3, "city": "north", "garden": True, "new_build": False}
 
@@ -72,6 +73,7 @@ def write_csv(path: Path, rows: int = 300, seed: int = 3) -> Path:
             "price": score * 1000,
             "sold": np.where(score > np.median(score), "yes", "no"),
             "band": np.digitize(score, np.quantile(score, [1 / 3, 2 / 3])),
+            "listed": score > np.quantile(score, 0.3),
         }
     )
     frame.to_csv(path, index=False)
@@ -107,7 +109,7 @@ def make_pipeline(kind: str) -> Any:
 
 
 def target_of(kind: str) -> str:
-    return {"regression": "price", "binary": "sold", "multiclass": "band"}[kind]
+    return {"regression": "price", "binary": "sold", "flag": "listed", "multiclass": "band"}[kind]
 
 
 def json_value(value: Any) -> Any:
@@ -184,7 +186,7 @@ def _metrics(kind: str) -> dict[str, float]:
         "baseline_accuracy": 0.5,
         "baseline_log_loss": 0.7,
     }
-    return metrics | ({"roc_auc": 0.95} if kind == "binary" else {})
+    return metrics | ({"roc_auc": 0.95} if kind in ("binary", "flag") else {})
 
 
 def training_csv(root: Path) -> Path:

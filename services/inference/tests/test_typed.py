@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import skops.io as sio
-from artifact_contract import TRUSTED_TYPES
+from artifact_contract import TRUSTED_TYPES, label_key
 from flask.testing import FlaskClient
 
 from inference.app import create_app
@@ -66,7 +66,7 @@ def test_regression_predictions_equal_the_pipeline_on_the_same_dataframe(
         assert single["prediction"] == pipeline.predict(rows.iloc[[index]]).tolist()[0]
 
 
-@pytest.mark.parametrize("kind", ["binary", "multiclass"])
+@pytest.mark.parametrize("kind", ["binary", "flag", "multiclass"])
 def test_classification_answers_the_label_and_the_probabilities_of_the_pipeline(
     typed_runs: dict[str, Path], tmp_path: Path, kind: str
 ) -> None:
@@ -77,13 +77,14 @@ def test_classification_answers_the_label_and_the_probabilities_of_the_pipeline(
     labels = pipeline.predict(rows).tolist()
     assert answer["predictions"] == labels
     assert len(set(labels)) > 1
-    keys = [str(label) for label in pipeline.classes_.tolist()]
+    keys = [label_key(label) for label in pipeline.classes_.tolist()]  # "yes", "true", "2"
     expected = [dict(zip(keys, row, strict=True)) for row in pipeline.predict_proba(rows).tolist()]
     assert answer["probabilities"] == expected
     single = post(client, records_of(rows.iloc[[0]])[0]).get_json()
     assert set(single) == {"prediction", "probabilities", "model_version", "request_id"}
     assert single["prediction"] == labels[0]
-    assert type(single["prediction"]) is type(labels[0])  # "yes" stays a string, 2 an integer
+    # "yes" stays a string, 2 an integer, true a boolean
+    assert type(single["prediction"]) is type(labels[0])
     assert single["probabilities"] == pytest.approx(expected[0], rel=1e-12)
 
 
