@@ -181,6 +181,50 @@ def test_typed_values_are_checked_and_bad_ones_get_a_4xx_json_error(
     assert "east" not in error["message"] and "North" not in error["message"]  # no echo
 
 
+SINGLE_BAD = [
+    case for case in BAD_TYPED if isinstance(case[1], dict) and "instances" not in case[1]
+]
+
+
+@pytest.mark.parametrize(
+    ("record", "code", "fragments"),
+    [(case[1], case[3], case[4]) for case in SINGLE_BAD],
+    ids=[case[0] for case in SINGLE_BAD],
+)
+def test_a_bad_value_in_a_large_batch_is_found_and_named(
+    typed_runs: dict[str, Path],
+    tmp_path: Path,
+    record: dict[str, Any],
+    code: str,
+    fragments: list[str],
+) -> None:
+    """Batches above a few records are checked column by column first; what that pass refuses,
+    the record-by-record checks find and name."""
+    batch = {"instances": [TYPED_RECORD] * 6 + [record] + [TYPED_RECORD] * 3}
+    response = post(client_for(typed_runs["regression"], tmp_path), batch)
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert error["code"] == code
+    field = next(name for name, value in record.items() if value is not TYPED_RECORD[name])
+    assert f"'instances[6].{field}'" in error["message"]
+    for fragment in fragments:  # what the single record's message says, past its field path
+        if not fragment.startswith(f"'{field}"):
+            assert fragment in error["message"]
+
+
+def test_a_large_batch_counts_what_lies_outside_the_training_data(
+    typed_runs: dict[str, Path], tmp_path: Path
+) -> None:
+    client = client_for(typed_runs["binary"], tmp_path)  # accepts unknown categories
+    batch = [{**TYPED_RECORD, "city": "east", "sqft": 9000.0}] * 3 + [TYPED_RECORD] * 5
+    batch += [{**TYPED_RECORD, "rooms": None, "city": None}] * 2
+    assert post(client, {"instances": batch}).status_code == 200
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'inference_out_of_range_values_total{feature="city",kind="unknown_category"} 3.0' in text
+    assert 'inference_out_of_range_values_total{feature="sqft",kind="above_max"} 3.0' in text
+    assert 'feature="rooms"' not in text
+
+
 def test_null_is_accepted_where_training_had_missing_values(
     typed_runs: dict[str, Path], tmp_path: Path
 ) -> None:

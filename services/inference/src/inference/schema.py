@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from artifact_contract import Feature
 
 from inference.errors import InvalidInput
@@ -70,6 +71,7 @@ class FieldRule:
     categories: frozenset[str] = frozenset()
     shown: tuple[str, ...] = ()  # a few sorted categories, for messages
     accepts_unknown: bool = False
+    types: frozenset[object] = field(default=frozenset(), compare=False)  # Python types accepted
 
     @classmethod
     def of(cls, feature: Feature, margin: float) -> FieldRule:
@@ -77,6 +79,9 @@ class FieldRule:
         if feature.min is not None and feature.max is not None:
             low, high = accepted_bounds(feature.min, feature.max, margin)
         categories = tuple(feature.categories or ())
+        types: set[object] = {bool} if feature.type == "boolean" else {str}
+        if feature.type in ("number", "integer"):
+            types = {int, float}
         return cls(
             name=feature.name,
             type=feature.type,
@@ -88,6 +93,7 @@ class FieldRule:
             categories=frozenset(categories),
             shown=tuple(sorted(categories)[:SHOWN_CATEGORIES]),
             accepts_unknown=feature.accepts_unknown,
+            types=frozenset(types | ({type(None)} if feature.nullable else set())),
         )
 
     @property
@@ -164,6 +170,40 @@ class FieldRule:
         elif value > self.max:
             outside.append((self.name, ABOVE))
         return value
+
+    def check_column(
+        self, values: tuple[Any, ...], outside: list[tuple[str, str, int]]
+    ) -> list[Any] | None:
+        """One feature's values across a batch, if ``check`` would accept every one of them
+        (with the same counts in ``outside``); else None, and ``check`` finds the culprit."""
+        if not set(map(type, values)) <= self.types:
+            return None
+        present = [v for v in values if v is not None] if self.nullable else values
+        if self.type == "categorical":
+            unknown = set(present) - self.categories
+            if unknown and not self.accepts_unknown:
+                return None
+            if unknown:
+                count = sum(1 for v in present if v not in self.categories)
+                outside.append((self.name, UNKNOWN, count))
+        elif self.numeric:
+            assert self.low is not None and self.high is not None
+            assert self.min is not None and self.max is not None
+            try:
+                array = np.fromiter(present, dtype=np.float64, count=len(present))
+            except OverflowError:  # an integer beyond float64
+                return None
+            if not ((array >= self.low) & (array <= self.high)).all():
+                return None
+            if self.type == "integer" and not np.array_equal(array, np.trunc(array)):
+                return None
+            for kind, count in (
+                (BELOW, (array < self.min).sum()),
+                (ABOVE, (array > self.max).sum()),
+            ):
+                if count:
+                    outside.append((self.name, kind, int(count)))
+        return list(values)
 
     def _refuse_type(self, value: Any, prefix: str) -> InvalidInput:
         return InvalidInput(
