@@ -130,7 +130,7 @@ class PredictionSampler:
             ]
         else:
             template = self._row_template
-            # Features were validated finite, so repr() is their JSON.
+            # Features were validated finite, so repr() is their JSON; a prediction might not be.
             values: list[list[float]] = rows[picked].tolist()  # one numpy call for all rows
             lines = [
                 prefix + template % (*row, _json_number(predictions[index]))

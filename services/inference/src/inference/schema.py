@@ -4,10 +4,10 @@ Numbers are accepted within wide bounds around the training range: ``INPUT_RANGE
 (default 10) spans of ``max - min`` on either side, so ``age`` trained on 18..80 takes
 -602..700 (a single-valued range uses ``max(|value|, 1)`` as its span). The bounds keep values
 that only break the arithmetic (``1e308``) away from the model; values outside the training
-range but inside the bounds are served and counted per feature (``inference_out_of_range_
-values_total``). Categorical features take the training categories (any string when the model
-was trained to ignore unknown ones); booleans take JSON ``true``/``false``; ``null`` only where
-the training data had missing values.
+range but inside the bounds are served and counted per feature (metrics.py). Categorical
+features take the training categories (any string when the model was trained to ignore unknown
+ones); booleans take JSON ``true``/``false``; ``null`` only where the training data had missing
+values.
 """
 
 from __future__ import annotations
