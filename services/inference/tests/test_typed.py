@@ -4,6 +4,7 @@ test client. Predictions must equal the pipeline's own on the very DataFrame it 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,9 @@ from artifact_contract import TRUSTED_TYPES, label_key
 from flask.testing import FlaskClient
 
 from inference.app import create_app
+from inference.errors import ArtifactIntegrityError
 from inference.loader import load_model
+from inference.model import LoadedModel
 from inference.settings import Settings
 from tests.tabular import TYPED_FEATURES, TYPED_RECORD, read_frame, records_of, training_csv
 
@@ -292,3 +295,29 @@ def test_the_loader_keeps_feature_names_and_takes_the_dataframe_path(
         frame = model.frame({name: [TYPED_RECORD[name]] for name in TYPED_FEATURES})
         assert list(frame.columns) == TYPED_FEATURES
         assert frame["new_build"].dtype == np.dtype(bool)
+
+
+class Relabelled:
+    """A classifier whose labels differ from its manifest's (or that gives no probabilities)."""
+
+    def __init__(self, classes: list[Any], proba: bool = True) -> None:
+        self.classes_ = np.array(classes)
+        if proba:
+            self.predict_proba = lambda rows: np.full((len(rows), len(classes)), 0.5)
+
+
+@pytest.mark.parametrize(
+    ("estimator", "message"),
+    [
+        (Relabelled(["yes", "no"]), "the model's classes are ['yes', 'no'] but the manifest"),
+        (Relabelled([0, 1]), "the model's classes are [0, 1] but the manifest"),
+        (Relabelled(["no", "yes"], proba=False), "has no predict_proba"),
+    ],
+    ids=["order", "type", "no-probabilities"],
+)
+def test_a_classifier_must_match_its_manifest_classes(
+    typed_runs: dict[str, Path], tmp_path: Path, estimator: Any, message: str
+) -> None:
+    model = load_model(Settings(model_dir=typed_runs["binary"], model_cache_dir=tmp_path))
+    with pytest.raises(ArtifactIntegrityError, match=re.escape(message)):
+        LoadedModel(estimator, model.manifest, model.manifest_sha256, "test")

@@ -59,10 +59,8 @@ class LoadedModel:
         self.task = manifest.task
         self.classes: list[Any] = manifest.classes
         self._keys = [label_key(label) for label in self.classes]
-        self._proba = None
         if self.task == CLASSIFICATION:
-            self._check_classes()
-            self._proba = getattr(estimator, "predict_proba", None)
+            self._check_classifier()
 
     @property
     def model_version(self) -> str:
@@ -99,9 +97,7 @@ class LoadedModel:
         with context:
             if self.task != CLASSIFICATION:
                 return Inference(self._finite(self._estimator.predict(data)))
-            if self._proba is None:  # a classifier without probabilities: labels only
-                return Inference([self._label(v) for v in self._estimator.predict(data)])
-            proba = np.asarray(self._proba(data), dtype=np.float64)
+            proba = np.asarray(self._estimator.predict_proba(data), dtype=np.float64)
         self._finite(proba.max(axis=1))
         # The most probable class, as scikit-learn's classifiers' own predict() chooses it.
         labels = [self.classes[index] for index in proba.argmax(axis=1).tolist()]
@@ -130,12 +126,15 @@ class LoadedModel:
         values: list[float] = array.tolist()
         return values
 
-    def _label(self, value: Any) -> Any:
-        return value.item() if isinstance(value, np.generic) else value
-
-    def _check_classes(self) -> None:
-        fitted = getattr(self._estimator, "classes_", None)
-        labels = [] if fitted is None else [self._label(v) for v in fitted]
+    def _check_classifier(self) -> None:
+        """Answers carry probabilities, labelled with the manifest's classes: the model must
+        give them, for exactly those classes in that order."""
+        if not callable(getattr(self._estimator, "predict_proba", None)):
+            raise ArtifactIntegrityError(
+                "the manifest's output is a classification, but the model has no predict_proba"
+            )
+        fitted = getattr(self._estimator, "classes_", [])
+        labels = [value.item() if isinstance(value, np.generic) else value for value in fitted]
         if [(type(c), c) for c in labels] != [(type(c), c) for c in self.classes]:
             raise ArtifactIntegrityError(
                 f"the model's classes are {labels} but the manifest's output lists {self.classes}"
