@@ -295,6 +295,9 @@ def test_the_loader_keeps_feature_names_and_takes_the_dataframe_path(
         frame = model.frame({name: [TYPED_RECORD[name]] for name in TYPED_FEATURES})
         assert list(frame.columns) == TYPED_FEATURES
         assert frame["new_build"].dtype == np.dtype(bool)
+        assert frame["city"].dtype == frame["garden"].dtype == np.dtype(object)
+        nulls = model.frame({name: [None if name != "sqft" else 1.0] for name in TYPED_FEATURES})
+        assert nulls[["rooms", "city", "garden"]].isna().all().all()
 
 
 class Relabelled:

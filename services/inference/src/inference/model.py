@@ -4,8 +4,8 @@ Routes and validation see only this class; scikit-learn and pandas stay behind i
 forms, decided by the manifest: version 1/2 models (numbers only) take a float64 array in schema
 order (and a proven-exact numpy predict where there is one, fastpath.py); version 3 models are
 pipelines fitted on a DataFrame, and get one built from the validated columns with the dtypes
-the trainer's data has, read from a CSV by pandas (numbers float64 with NaN for null, booleans
-bool, or object with NaN when nullable, categoricals pandas' string dtype with NaN for null).
+the trainer fits on (numbers float64 with NaN for null, booleans bool, or object with NaN when
+nullable, categoricals object: Python strings, NaN for null).
 """
 
 from __future__ import annotations
@@ -108,14 +108,14 @@ class LoadedModel:
         data: dict[str, Any] = {}
         for feature in self.manifest.input_schema:
             values = columns[feature.name]
-            if feature.nullable and feature.type != "categorical":
+            if feature.nullable:
                 values = [math.nan if value is None else value for value in values]
             if feature.type in ("number", "integer"):
                 data[feature.name] = np.array(values, dtype=np.float64)
             elif feature.type == "boolean":
                 data[feature.name] = np.array(values, dtype=object if feature.nullable else bool)
-            else:  # pandas' string dtype (as read_csv gives), null as NaN even alone
-                data[feature.name] = pd.array(values, dtype="str")
+            else:  # a Series, or pandas 3 would infer its string dtype from the object array
+                data[feature.name] = pd.Series(values, dtype=object)
         return pd.DataFrame(data)
 
     def _finite(self, output: Any) -> list[Any]:
