@@ -67,6 +67,15 @@ def test_bad_input_is_4xx_and_never_kills_a_worker(server: Server) -> None:
     assert sum("Booting worker" in line for line in server.lines) == booted
 
 
+def test_issue_11_huge_value_is_a_422_alone_and_in_a_batch(server: Server) -> None:
+    huge = {"age": 1e308, "income_k": 88.0, "tenure_years": 6}
+    for body, field in ((huge, "'age'"), ({"instances": [RECORD, huge]}, "'instances[1].age'")):
+        status, _, answer = server.request("POST", "/predict", body)
+        error = json.loads(answer)["error"]
+        assert (status, error["code"]) == (422, "out_of_range")
+        assert field in error["message"]
+
+
 def metric(text: str, prefix: str) -> float:
     for line in text.splitlines():
         if line.startswith(prefix):
