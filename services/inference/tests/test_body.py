@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from flask import Flask
-from werkzeug.test import EnvironBuilder
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from tests.conftest import RECORD
 
@@ -28,13 +28,8 @@ def post_stream(app: Flask, stream: io.BytesIO) -> tuple[int, dict[str, str], An
     environ = builder.get_environ()
     del environ["CONTENT_LENGTH"]
     environ["wsgi.input_terminated"] = True
-    started: dict[str, Any] = {}
-
-    def start_response(status: str, headers: list[tuple[str, str]], *_: object) -> None:
-        started.update(status=int(status.split()[0]), headers=dict(headers))
-
-    body = b"".join(app(environ, start_response))
-    return started["status"], started["headers"], json.loads(body)
+    body, status, headers = run_wsgi_app(app, environ, buffered=True)
+    return int(status.split()[0]), dict(headers), json.loads(b"".join(body))
 
 
 def test_a_body_without_length_over_the_limit_is_413_not_cut_and_served(app: Flask) -> None:
