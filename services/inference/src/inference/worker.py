@@ -19,9 +19,11 @@ from __future__ import annotations
 import errno
 import selectors
 import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from functools import partial
 from http import HTTPStatus
 from typing import Any, ClassVar
@@ -30,7 +32,7 @@ import orjson
 from gunicorn import util
 from gunicorn.http import errors as http_errors
 from gunicorn.http.parser import RequestParser
-from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, ThreadWorker
+from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
 from inference.app import request_id_from
 from inference.framing import FramingError, Head, RequestScanner
@@ -44,8 +46,8 @@ LINGER_BYTES = 16 * 1024 * 1024
 
 @dataclass(frozen=True)
 class Limits:
-    header_timeout: float
-    body_timeout: float
+    header_timeout: int
+    body_timeout: int
     max_body_bytes: int
 
 
@@ -69,16 +71,6 @@ class Waiting:
     idle: bool  # kept alive, no byte of the next request yet
     lingering: bool = False
     dropped: int = 0
-    phase: str = "header"
-
-
-@dataclass
-class Handoff:
-    """A complete request, from the event loop to a thread."""
-
-    data: bytes
-    head: Head
-    started: float
 
 
 def error_response(status: int, code: str, message: str, request_id: str) -> bytes:
@@ -115,6 +107,15 @@ def parse_error(exc: Exception) -> tuple[int, str]:
     return 400, "bad_request"
 
 
+class Next(Enum):
+    """What the event loop does with a connection a thread hands back."""
+
+    WAIT = "wait"  # the request is not complete yet: back to the selector, same deadline
+    CLOSE = "close"  # the client closed, or the connection failed
+    LINGER = "linger"  # answered (an error, or Connection: close): drain briefly, then close
+    KEEP = "keep"  # answered; wait for the next request on this connection
+
+
 class BufferingWorker(ThreadWorker):  # type: ignore[misc]
     """Configured by subclassing (serving.worker_class): gunicorn instantiates it itself."""
 
@@ -123,10 +124,10 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
     report: ClassVar[Callable[[Rejection], None]]
 
     def init_process(self) -> None:
-        self.waiting: dict[Any, Waiting] = {}
+        self.waiting: dict[Any, Waiting] = {}  # connections in the selector, by deadline
         super().init_process()
 
-    # --- event loop: reading requests ------------------------------------------------------
+    # --- event loop ------------------------------------------------------------------------
 
     def accept(self, listener: socket.socket) -> None:
         try:
@@ -136,90 +137,87 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
                 return
             raise
         self.nr_conns += 1
-        conn = self._connection(sock, client, listener.getsockname())
+        # Writing an answer to a client that does not read it is bounded too, by the kernel
+        # (a socket timeout would cost a poll() before every send).
+        timeout = struct.pack("ll", self.limits.body_timeout, 0)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeout)
+        conn = TConn(self.cfg, sock, client, listener.getsockname())
         now = time.monotonic()
-        self._wait(conn, now + self.limits.header_timeout, now, idle=False)
+        self._wait(conn, Waiting(self._scanner(), now + self.limits.header_timeout, now, False))
 
-    def _connection(self, sock: socket.socket, client: Any, server: Any) -> Any:
-        from gunicorn.workers.gthread import TConn
+    def _scanner(self) -> RequestScanner:
+        return RequestScanner(self.limits.max_body_bytes)
 
-        return TConn(self.cfg, sock, client, server)
-
-    def _wait(self, conn: Any, deadline: float, started: float, *, idle: bool) -> None:
+    def _wait(self, conn: Any, waiting: Waiting) -> None:
         conn.sock.setblocking(False)
-        self.waiting[conn] = Waiting(
-            RequestScanner(self.limits.max_body_bytes), deadline, started, idle
-        )
+        self.waiting[conn] = waiting
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
 
     def _on_readable(self, conn: Any, _sock: Any) -> None:
         waiting = self.waiting.get(conn)
         if waiting is None:
             return
+        if waiting.lingering:
+            self._drain(conn, waiting)
+            return
+        # A thread reads what has arrived without blocking (as gthread hands a readable
+        # connection to a thread, so the common case costs no extra hand-off); it serves the
+        # request if that completes it, else gives the connection back (Next.WAIT).
+        self.poller.unregister(conn.sock)
+        del self.waiting[conn]
+        conn.waiting = waiting
+        self.enqueue_req(conn)
+
+    def _drain(self, conn: Any, waiting: Waiting) -> None:
         try:
             data = conn.sock.recv(READ_SIZE)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
             data = b""
-        if not data:
+        waiting.dropped += len(data)
+        if not data or waiting.dropped > LINGER_BYTES:
             self._close(conn)
-        elif waiting.lingering:
-            waiting.dropped += len(data)
-            if waiting.dropped > LINGER_BYTES:
-                self._close(conn)
-        else:
-            self._received(conn, waiting, data)
 
-    def _received(self, conn: Any, waiting: Waiting, data: bytes) -> None:
-        now = time.monotonic()
-        if waiting.idle:  # the first byte of a kept-alive connection's next request
-            waiting.idle = False
-            waiting.started = now
-            waiting.deadline = now + self.limits.header_timeout
-        scanner = waiting.scanner
-        had_head = scanner.head is not None
+    def finish_request(self, conn: Any, fs: Any) -> None:
+        """Back in the event loop with what the thread decided."""
         try:
-            end = scanner.feed(data)
-        except FramingError as exc:
-            self._refuse(conn, waiting, exc.status, exc.code, exc.message)
-            return
-        head = scanner.head
-        if head is not None and not had_head:
-            waiting.phase = "body"
-            waiting.deadline = now + self.limits.body_timeout
-            if end is None and head.expect_continue:
-                _send_quietly(conn.sock, b"HTTP/1.1 100 Continue\r\n\r\n")
-        if end is None or head is None:
-            return
-        self.poller.unregister(conn.sock)
-        del self.waiting[conn]
-        conn.handoff = Handoff(bytes(scanner.data), head, waiting.started)
-        conn.data_ready = True
-        self.enqueue_req(conn)
-
-    def _refuse(self, conn: Any, waiting: Waiting, status: int, code: str, message: str) -> None:
-        head = waiting.scanner.best_head()
-        request_id = request_id_from(head.request_id if head else None)
-        _send_quietly(conn.sock, error_response(status, code, message, request_id))
-        self._report(head, request_id, status, code, waiting.started)
-        self._linger(conn, waiting)
+            step = fs.result() if not fs.cancelled() else Next.CLOSE
+        except Exception:
+            step = Next.CLOSE
+        waiting: Waiting = conn.waiting
+        conn.waiting = None
+        try:
+            if step is Next.WAIT:
+                self._wait(conn, waiting)
+            elif step is Next.KEEP:
+                leftover = conn.parser.unreader.take_buffered()
+                now = time.monotonic()
+                idle = self.cfg.keepalive if self.alive else STOP_KEEPALIVE_LINGER
+                waiting = Waiting(self._scanner(), now + idle, now, idle=True)
+                if leftover:  # a pipelined next request, read already: a thread takes it
+                    waiting.idle = False
+                    waiting.deadline = now + self.limits.header_timeout
+                    conn.waiting, conn.leftover = waiting, leftover
+                    conn.sock.setblocking(False)
+                    self.enqueue_req(conn)
+                    return
+                self._wait(conn, waiting)
+            elif step is Next.LINGER:
+                self._wait(conn, waiting)
+                self._linger(conn, waiting)
+            else:
+                self._close(conn)
+        except (OSError, ValueError):  # the socket is gone already
+            self._close(conn)
 
     def _linger(self, conn: Any, waiting: Waiting) -> None:
+        waiting.lingering = True
+        waiting.deadline = time.monotonic() + LINGER_SECONDS
         try:
             conn.sock.shutdown(socket.SHUT_WR)
         except OSError:
             self._close(conn)
-            return
-        waiting.lingering = True
-        waiting.deadline = time.monotonic() + LINGER_SECONDS
-
-    def _report(
-        self, head: Head | None, request_id: str, status: int, code: str, started: float
-    ) -> None:
-        method, path = (head.method, head.path) if head else ("-", "-")
-        latency = time.monotonic() - started
-        type(self).report(Rejection(request_id, method, path, status, code, latency))
 
     def _close(self, conn: Any) -> None:
         if self.waiting.pop(conn, None) is not None:
@@ -238,81 +236,113 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
                 waiting.deadline = min(waiting.deadline, now + STOP_KEEPALIVE_LINGER)
             if waiting.deadline > now:
                 continue
-            if waiting.lingering or (waiting.idle and not waiting.scanner.data):
+            if waiting.lingering or waiting.idle:
                 self._close(conn)
-            else:
-                setting = (
-                    "CLIENT_HEADER_TIMEOUT"
-                    if waiting.phase == "header"
-                    else ("CLIENT_BODY_TIMEOUT")
-                )
-                limit = getattr(self.limits, f"{waiting.phase}_timeout")
-                message = (
-                    f"the request's {waiting.phase} did not arrive within {limit:g} s ({setting})"
-                )
-                self._refuse(conn, waiting, 408, "request_timeout", message)
+                continue
+            setting, limit = (
+                ("CLIENT_HEADER_TIMEOUT", self.limits.header_timeout)
+                if waiting.scanner.head is None
+                else ("CLIENT_BODY_TIMEOUT", self.limits.body_timeout)
+            )
+            part = "headers" if waiting.scanner.head is None else "body"
+            message = f"the request's {part} did not arrive within {limit:g} s ({setting})"
+            self._refuse(conn, waiting, 408, "request_timeout", message)
+            self._linger(conn, waiting)
 
     def wait_for_and_dispatch_events(self, timeout: float) -> None:
-        if self.waiting:  # wake up for the first deadline, not a whole second later
+        if self.waiting:  # wake up for the first deadline, not up to a second later
             first = min(waiting.deadline for waiting in self.waiting.values())
             timeout = min(timeout, max(first - time.monotonic(), 0.0) + 0.01)
         super().wait_for_and_dispatch_events(timeout)
 
-    # --- threads: serving complete requests ------------------------------------------------
+    # --- threads ---------------------------------------------------------------------------
 
-    def handle(self, conn: Any) -> bool:
-        handoff: Handoff = conn.handoff
+    def handle(self, conn: Any) -> Next:
+        """Read what has arrived (never blocking); serve the request once it is complete."""
+        waiting: Waiting = conn.waiting
+        leftover, conn.leftover = getattr(conn, "leftover", b""), b""
+        step = self._received(conn, waiting, leftover) if leftover else None
+        while step is None:
+            try:
+                data = conn.sock.recv(READ_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return Next.WAIT
+            except OSError:
+                return Next.CLOSE
+            if not data:
+                return Next.CLOSE
+            step = self._received(conn, waiting, data)
+        if step is not Next.KEEP:
+            return step
+        return self._serve(conn, waiting)
+
+    def _received(self, conn: Any, waiting: Waiting, data: bytes) -> Next | None:
+        """None while the request is incomplete; Next.KEEP once it is complete (to serve);
+        Next.LINGER once it is refused (answered here)."""
+        now = time.monotonic()
+        if waiting.idle:  # the first byte of a kept-alive connection's next request
+            waiting.idle = False
+            waiting.started = now
+            waiting.deadline = now + self.limits.header_timeout
+        scanner = waiting.scanner
+        had_head = scanner.head is not None
+        try:
+            end = scanner.feed(data)
+        except FramingError as exc:
+            self._refuse(conn, waiting, exc.status, exc.code, exc.message)
+            return Next.LINGER
+        if scanner.head is not None and not had_head:
+            waiting.deadline = now + self.limits.body_timeout
+            if end is None and scanner.head.expect_continue:
+                _send_quietly(conn.sock, b"HTTP/1.1 100 Continue\r\n\r\n")
+        return None if end is None else Next.KEEP
+
+    def _refuse(self, conn: Any, waiting: Waiting, status: int, code: str, message: str) -> None:
+        head = waiting.scanner.best_head()
+        request_id = request_id_from(head.request_id if head else None)
+        _send_quietly(conn.sock, error_response(status, code, message, request_id))
+        self._report(head, request_id, status, code, waiting.started)
+
+    def _report(
+        self, head: Head | None, request_id: str, status: int, code: str, started: float
+    ) -> None:
+        method, path = (head.method, head.path) if head else ("-", "-")
+        latency = time.monotonic() - started
+        type(self).report(Rejection(request_id, method, path, status, code, latency))
+
+    def _serve(self, conn: Any, waiting: Waiting) -> Next:
+        """gunicorn's parser and request handling, on the complete request in memory."""
+        head = waiting.scanner.head
+        assert head is not None
         req = None
         try:
-            # Writing the answer to a client that does not read it is bounded too.
-            conn.sock.settimeout(self.limits.body_timeout)
-            conn.initialized = True
-            conn.parser = RequestParser(self.cfg, [handoff.data], conn.client)
+            conn.sock.setblocking(True)
+            conn.initialized = conn.data_ready = True
+            conn.parser = RequestParser(self.cfg, [bytes(waiting.scanner.data)], conn.client)
             req = next(conn.parser)
-            req._expected_100_continue = False  # the event loop has answered it already
-            keep = self.handle_request(req, conn)
-            return bool(self._keepalive_after(conn, keep))
+            req._expected_100_continue = False  # answered already, if it was asked for
+            keep = self._keepalive_after(conn, self.handle_request(req, conn))
+            return Next.KEEP if keep else Next.LINGER
         except (StopIteration, http_errors.NoMoreData):
-            return False
+            return Next.LINGER
         except OSError as exc:  # the client went away or stopped reading (socket timeout)
             self.log.debug("connection closed while answering: %s", exc)
-            return False
+            return Next.CLOSE
         except Exception as exc:
-            self._answer_failure(conn, handoff, exc)
-            return False
-
-    def _answer_failure(self, conn: Any, handoff: Handoff, exc: Exception) -> None:
-        if isinstance(exc, http_errors.ParseException):
-            status, code = parse_error(exc)
-            message = str(exc).splitlines()[0][:200] if str(exc) else code
-        else:
-            self.log.exception("error handling a request")
-            status, code = 500, "internal_error"
-            message = "internal error; the server log has the details"
-        request_id = request_id_from(handoff.head.request_id)
-        try:
-            conn.sock.sendall(error_response(status, code, message, request_id))
-        except OSError:
-            pass
-        self._report(handoff.head, request_id, status, code, handoff.started)
-
-    def finish_request(self, conn: Any, fs: Any) -> None:
-        """Back in the event loop: wait for the next request, or close."""
-        try:
-            keep = bool(fs.result()) if not fs.cancelled() else False
-        except Exception:
-            keep = False
-        conn.handoff = None
-        if not keep:
-            self._wait(conn, 0.0, time.monotonic(), idle=False)
-            self._linger(conn, self.waiting[conn])
-            return
-        leftover = conn.parser.unreader.take_buffered()
-        now = time.monotonic()
-        linger = self.cfg.keepalive if self.alive else STOP_KEEPALIVE_LINGER
-        self._wait(conn, now + linger, now, idle=True)
-        if leftover:  # a pipelined next request, already read
-            self._received(conn, self.waiting[conn], leftover)
+            if isinstance(exc, http_errors.ParseException):
+                status, code = parse_error(exc)
+                message = str(exc).splitlines()[0][:200] if str(exc) else code
+            else:
+                self.log.exception("error handling a request")
+                status, code = 500, "internal_error"
+                message = "internal error; the server log has the details"
+            request_id = request_id_from(head.request_id)
+            try:
+                conn.sock.sendall(error_response(status, code, message, request_id))
+            except OSError:
+                pass
+            self._report(head, request_id, status, code, waiting.started)
+            return Next.LINGER
 
 
 def _send_quietly(sock: socket.socket, data: bytes) -> None:
