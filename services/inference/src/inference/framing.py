@@ -1,7 +1,7 @@
-"""Find where an HTTP/1.1 request ends in the bytes received so far, without a thread.
+"""Find where an HTTP/1.1 request ends in the bytes received so far.
 
-The worker (worker.py) buffers each request in its event loop and hands it to a thread only once
-it is complete, so a client that sends slowly, or stops, holds a buffer and never a thread. This
+The worker (worker.py) buffers each request until it is complete and serves only complete
+requests, so a client that sends slowly, or stops, holds a buffer and never a thread. This
 scanner only frames: request line + headers up to the blank line, then a body of
 ``Content-Length`` bytes or a chunked body up to its last chunk and trailers. It enforces the
 size limits as the bytes arrive (413 as soon as a declared or decoded size passes

@@ -1,17 +1,18 @@
-"""Our gunicorn worker: requests are read in the event loop, only complete ones reach a thread.
+"""Our gunicorn worker: a connection holds a thread only while its complete request is served.
 
 gunicorn's ``gthread`` worker hands a connection to a thread as soon as its first bytes arrive,
 and the thread then blocks reading the rest with no deadline: a few clients that send part of a
 request and stop hold every thread, and healthy clients (the load balancer's health check
-included) wait behind them. This worker keeps gthread's threads and keep-alive, and changes who
-reads: every connection waits in the worker's selector while its request arrives, buffered in
-memory and framed by ``framing.RequestScanner``; a thread is given only a complete request,
-parsed by gunicorn's own parser from memory. Each request has deadlines
-(``CLIENT_HEADER_TIMEOUT`` from the connection or its first byte to the end of the headers,
-``CLIENT_BODY_TIMEOUT`` for the body); past them the client gets a 408 and the connection is
-closed. Refusals made here (408, 413, 414, 431, a malformed chunked body) and gunicorn's parse
-errors are answered with the service's JSON error shape, an ``X-Request-ID`` and a request log
-line, never gunicorn's HTML page. HTTP/1.x only (TLS and HTTP/2 terminate in front of us).
+included) wait behind them. This worker keeps gthread's selector, threads and keep-alive, and
+changes how a request is read: a thread reads what has arrived without blocking and frames it
+(``framing.RequestScanner``); a complete request is served at once, by gunicorn's own parser from
+memory; an incomplete one goes back to the selector with its buffer, and the thread is free.
+Each request has deadlines, kept by the event loop (``CLIENT_HEADER_TIMEOUT`` from the connection
+or its first byte to the end of the headers, ``CLIENT_BODY_TIMEOUT`` for the body); past them
+the client gets a 408 and the connection is closed. Refusals made here (408, 413, 414, 431, a
+malformed chunked body) and gunicorn's parse errors are answered with the service's JSON error
+shape, an ``X-Request-ID`` and a request log line, never gunicorn's HTML page. HTTP/1.x only
+(TLS and HTTP/2 terminate in front of us).
 """
 
 from __future__ import annotations
