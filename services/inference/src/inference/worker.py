@@ -125,7 +125,8 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
     report: ClassVar[Callable[[Rejection], None]]
 
     def init_process(self) -> None:
-        self.waiting: dict[Any, Waiting] = {}  # connections in the selector, by deadline
+        self.waiting: dict[Any, Waiting] = {}  # connections in the selector
+        self.next_deadline = float("inf")  # no connection in the selector has an earlier one
         super().init_process()
 
     # --- event loop ------------------------------------------------------------------------
@@ -144,7 +145,19 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeout)
         conn = TConn(self.cfg, sock, client, listener.getsockname())
         now = time.monotonic()
-        self._wait(conn, Waiting(self._scanner(), now + self.limits.header_timeout, now, False))
+        waiting = Waiting(self._scanner(), now + self.limits.header_timeout, now, False)
+        try:  # the request has usually arrived with the connection: no trip through the selector
+            data = sock.recv(READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            self._wait(conn, waiting)
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._close(conn)
+            return
+        conn.waiting, conn.leftover = waiting, data
+        self.enqueue_req(conn)
 
     def _scanner(self) -> RequestScanner:
         return RequestScanner(self.limits.max_body_bytes)
@@ -152,6 +165,7 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
     def _wait(self, conn: Any, waiting: Waiting) -> None:
         conn.sock.setblocking(False)
         self.waiting[conn] = waiting
+        self.next_deadline = min(self.next_deadline, waiting.deadline)
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
 
     def _on_readable(self, conn: Any, _sock: Any) -> None:
@@ -205,7 +219,7 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
                     return
                 self._wait(conn, waiting)
             elif step is Next.LINGER:
-                self._wait(conn, waiting)
+                conn.sock.setblocking(False)
                 self._linger(conn, waiting)
             else:
                 self._close(conn)
@@ -213,12 +227,23 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
             self._close(conn)
 
     def _linger(self, conn: Any, waiting: Waiting) -> None:
+        """Half-close after an answer; close once the client has (often already the case),
+        else drain in the selector until then or until the linger ends."""
         waiting.lingering = True
         waiting.deadline = time.monotonic() + LINGER_SECONDS
         try:
             conn.sock.shutdown(socket.SHUT_WR)
+            closed = conn.sock.recv(READ_SIZE) == b""
+        except (BlockingIOError, InterruptedError):
+            closed = False
         except OSError:
+            closed = True
+        if closed:
             self._close(conn)
+        elif conn not in self.waiting:
+            self._wait(conn, waiting)
+        else:
+            self.next_deadline = min(self.next_deadline, waiting.deadline)
 
     def _close(self, conn: Any) -> None:
         if self.waiting.pop(conn, None) is not None:
@@ -230,12 +255,17 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         util.close(conn.sock)
 
     def murder_pending(self) -> None:
-        """Every loop turn: close or refuse the connections past their deadline."""
+        """Every loop turn: close or refuse the connections past their deadline (a sweep only
+        when the earliest deadline has come, so a busy loop does not pay for idle ones)."""
         now = time.monotonic()
+        if self.alive and now < self.next_deadline:
+            return
+        self.next_deadline = float("inf")
         for conn, waiting in list(self.waiting.items()):
             if not self.alive and waiting.idle:
                 waiting.deadline = min(waiting.deadline, now + STOP_KEEPALIVE_LINGER)
             if waiting.deadline > now:
+                self.next_deadline = min(self.next_deadline, waiting.deadline)
                 continue
             if waiting.lingering or waiting.idle:
                 self._close(conn)
@@ -252,8 +282,7 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
 
     def wait_for_and_dispatch_events(self, timeout: float) -> None:
         if self.waiting:  # wake up for the first deadline, not up to a second later
-            first = min(waiting.deadline for waiting in self.waiting.values())
-            timeout = min(timeout, max(first - time.monotonic(), 0.0) + 0.01)
+            timeout = min(timeout, max(self.next_deadline - time.monotonic(), 0.0) + 0.01)
         super().wait_for_and_dispatch_events(timeout)
 
     # --- threads ---------------------------------------------------------------------------
