@@ -16,9 +16,10 @@ from gunicorn.glogging import Logger
 from inference.app import record_refused_request
 from inference.logs import JsonFormatter, StdoutHandler
 from inference.metrics import mark_worker_dead
+from inference.refusals import Rejection
 from inference.settings import Settings
 from inference.state import EXTENSION
-from inference.worker import BufferingWorker, Limits, Rejection
+from inference.worker import BufferingWorker, Limits
 
 SHM = Path("/dev/shm")
 

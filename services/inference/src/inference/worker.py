@@ -26,10 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from functools import partial
-from http import HTTPStatus
 from typing import Any, ClassVar
 
-import orjson
 from gunicorn import util
 from gunicorn.http import errors as http_errors
 from gunicorn.http.parser import RequestParser
@@ -37,6 +35,7 @@ from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
 from inference.app import request_id_from
 from inference.framing import FramingError, Head, RequestScanner
+from inference.refusals import Rejection, error_response, parse_error
 
 READ_SIZE = 256 * 1024
 # After an error answer, read and drop what the client still sends for this long (at most this
@@ -52,18 +51,6 @@ class Limits:
     max_body_bytes: int
 
 
-@dataclass(frozen=True)
-class Rejection:
-    """What the service logs (and counts) about a request refused before it reached Flask."""
-
-    request_id: str
-    method: str
-    path: str
-    status: int
-    code: str
-    latency: float
-
-
 @dataclass
 class Waiting:
     scanner: RequestScanner
@@ -72,40 +59,6 @@ class Waiting:
     idle: bool  # kept alive, no byte of the next request yet
     lingering: bool = False
     dropped: int = 0
-
-
-def error_response(status: int, code: str, message: str, request_id: str) -> bytes:
-    body = orjson.dumps({"error": {"code": code, "message": message}, "request_id": request_id})
-    head = (
-        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
-        "Content-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n"
-        f"X-Request-ID: {request_id}\r\n"
-        "Connection: close\r\n\r\n"
-    )
-    return head.encode("latin-1") + body
-
-
-def parse_error(exc: Exception) -> tuple[int, str]:
-    """gunicorn's parse errors as (status, code), the way its own HTML page would say them."""
-    if isinstance(exc, http_errors.LimitRequestLine):
-        return 414, "uri_too_long"
-    if isinstance(exc, http_errors.LimitRequestHeaders):
-        return 431, "request_header_fields_too_large"
-    if isinstance(exc, http_errors.UnsupportedTransferCoding):
-        return 501, "not_implemented"
-    if isinstance(exc, http_errors.ExpectationFailed):
-        return 417, "expectation_failed"
-    if isinstance(exc, http_errors.ForbiddenProxyRequest):
-        return 403, "forbidden"
-    chunk_errors = (
-        http_errors.InvalidChunkSize,
-        http_errors.ChunkMissingTerminator,
-        http_errors.InvalidChunkExtension,
-    )
-    if isinstance(exc, chunk_errors):
-        return 400, "invalid_chunked_body"
-    return 400, "bad_request"
 
 
 class Next(Enum):
@@ -199,6 +152,7 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         try:
             step = fs.result() if not fs.cancelled() else Next.CLOSE
         except Exception:
+            self.log.exception("error reading a request")
             step = Next.CLOSE
         waiting: Waiting = conn.waiting
         conn.waiting = None
