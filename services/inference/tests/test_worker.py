@@ -218,3 +218,15 @@ def test_an_oversized_request_line_is_414_json(server: Server) -> None:
     assert status == 414 and body["error"]["code"] == "uri_too_long"
     assert headers["X-Request-ID"] == body["request_id"]
     logged(server, body["request_id"])
+
+
+def test_refused_requests_are_counted_like_any_other(server: Server) -> None:
+    exchange(server, predict_head("Content-Length: abc", "count-1"))
+    logged(server, "count-1")
+    text = server.request("GET", "/metrics")[2].decode()
+    refused = [
+        line for line in text.splitlines()
+        if line.startswith("inference_requests_total{") and 'route="unmatched"' in line
+        and 'status="400"' in line
+    ]  # fmt: skip
+    assert refused and float(refused[0].rsplit(" ", 1)[1]) >= 1
