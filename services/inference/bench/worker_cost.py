@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import statistics
 import tempfile
@@ -46,7 +47,12 @@ def serve_with_gthread() -> None:
     app = create_app(settings, load_model(settings))
     options = gunicorn_options(settings, metrics_dir, app)
     options["worker_class"] = "gthread"
-    InferenceServer(app, options).run()
+    master = os.getpid()
+    try:
+        InferenceServer(app, options).run()
+    finally:
+        if os.getpid() == master:  # workers unwind through here too
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def slow_clients(server: Server, wait: float) -> str:
@@ -155,6 +161,7 @@ def main() -> None:
     finally:
         for server in servers.values():
             stop(server.process)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
