@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -163,3 +164,41 @@ def test_s3_missing_objects_are_refused(
 ) -> None:
     with pytest.raises(ModelSourceError, match=message):
         load_model(settings_for(f"s3://{bucket}/{key}", tmp_path / "cache"))
+
+
+def test_an_s3_prefix_holding_a_key_and_a_folder_of_that_name_is_refused(
+    bucket: str, ridge_run: Path, tmp_path: Path
+) -> None:
+    """Issue 11: `k` and `k/x` under one prefix ended in a traceback."""
+    client = boto3.client("s3")
+    for path in ridge_run.rglob("*"):
+        if path.is_file():
+            client.upload_file(str(path), bucket, f"clash/{path.relative_to(ridge_run)}")
+    client.put_object(Bucket=bucket, Key="clash/extra", Body=b"a file")
+    client.put_object(Bucket=bucket, Key="clash/extra/x", Body=b"and a folder")
+    with pytest.raises(ModelSourceError, match=r"holds both clash/extra and clash/extra/x"):
+        load_model(settings_for(f"s3://{bucket}/clash/", tmp_path / "cache"))
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["world-writable", "other-owner"])
+def test_a_cache_directory_others_can_write_is_refused(
+    ridge_run: Path, tmp_path: Path, kind: str
+) -> None:
+    """Issue 11: a cache directory pre-created under /tmp by someone else (or mode 0777) let
+    them swap the extracted model between its verification and its load."""
+    cache = tmp_path / "shared-tmp" / "mlpipeline-inference"
+    cache.mkdir(parents=True)
+    if kind == "world-writable":
+        cache.chmod(0o777)
+        message = r"writable by group or others \(mode 777\)"
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("giving a directory to another owner needs root")
+        os.chown(cache, 65534, 65534)
+        cache.chmod(0o700)
+        message = "belongs to uid 65534, not to this process"
+    archive = tarball(ridge_run, tmp_path / "model.tar.gz", ".")
+    with pytest.raises(ModelSourceError, match=message):
+        load_model(settings_for(str(archive), cache))
+    assert list(cache.iterdir()) == []

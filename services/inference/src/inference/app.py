@@ -6,6 +6,7 @@ import logging
 import random
 import re
 import time
+from typing import Any
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
@@ -150,5 +151,36 @@ def _finish(state: ServiceState, response: Response) -> None:
     error_code = context.get("error_code")
     if error_code is not None:
         fields["error_code"] = error_code
+    _log_request(state, status, fields)
+
+
+def record_refused_request(
+    state: ServiceState,
+    request_id: str,
+    method: str,
+    path: str,
+    status: int,
+    error_code: str,
+    latency: float,
+) -> None:
+    """Log and count a request the worker refused before it reached Flask (worker.py), with
+    the same fields and metric as any other request."""
+    method = method if method in _METHODS else "OTHER"
+    state.metrics.observe_request("unmatched", method, status, latency)
+    fields = {
+        "request_id": request_id,
+        "method": method,
+        "path": path,
+        "status": status,
+        "latency_ms": round(latency * 1000, 3),
+        "predict_ms": None,
+        "model_version": None if state.model is None else state.model.model_version,
+        "rows": 0,
+        "error_code": error_code,
+    }
+    _log_request(state, status, fields)
+
+
+def _log_request(state: ServiceState, status: int, fields: dict[str, Any]) -> None:
     level = logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO
     log_event(state.logger, level, "request", **fields)

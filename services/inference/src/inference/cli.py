@@ -93,7 +93,7 @@ def serve(settings: Settings, logger: logging.Logger) -> int:
         # Keep the loaded model's objects out of the collector's way, so forked workers do not
         # copy the pages it would touch.
         gc.freeze()
-        InferenceServer(app, gunicorn_options(settings, metrics_dir)).run()
+        InferenceServer(app, gunicorn_options(settings, metrics_dir, app)).run()
     except StartupRefusal as exc:
         return _refuse(logger, exc, settings)
     finally:

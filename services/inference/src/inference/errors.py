@@ -28,6 +28,13 @@ class InvalidJSON(InferenceError):
     code = "invalid_json"
 
 
+class InvalidBody(InferenceError):
+    """The body could not be read whole (a malformed chunked body, a cut connection)."""
+
+    status = 400
+    code = "invalid_body"
+
+
 class UnsupportedMediaType(InferenceError):
     status = 415
     code = "unsupported_media_type"

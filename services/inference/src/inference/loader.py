@@ -1,8 +1,9 @@
 """Verify a run directory, then (and only then) deserialize its model.
 
-Order matters: fetch → manifest schema and every file's digest (and ``MODEL_SHA256``) →
-library compatibility → skops load with our own type allowlist → feature-order check →
-self-test on the manifest's examples. Any failure is a StartupRefusal with one clear message.
+Order matters: fetch → manifest schema and every file's digest (and ``MODEL_SHA256``), read
+once (integrity.py) → library compatibility → the model archive's inflated size → skops load,
+from the verified bytes, with our own type allowlist → feature-order check → self-test on the
+manifest's examples. Any failure is a StartupRefusal with one clear message.
 """
 
 from __future__ import annotations
@@ -13,14 +14,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from artifact_contract import (
-    TRUSTED_TYPES,
-    ContractError,
-    IntegrityError,
-    Manifest,
-    manifest_sha256,
-    verify_run_dir,
-)
+import numpy as np
+from artifact_contract import TRUSTED_TYPES, Manifest
 
 from inference.errors import (
     ArtifactIntegrityError,
@@ -29,6 +24,7 @@ from inference.errors import (
     UntrustedTypeError,
 )
 from inference.fastpath import proven_fast_predict
+from inference.integrity import VerifiedRun, check_inflated_size, read_verified
 from inference.model import LoadedModel
 from inference.settings import Settings
 from inference.source import fetch_model
@@ -48,35 +44,33 @@ SUPPORTED_FORMAT = "skops"
 
 def load_model(settings: Settings) -> LoadedModel:
     with fetch_model(settings) as fetched:
-        digest, manifest = verify(fetched.run_dir, settings.model_sha256)
-        check_library_versions(manifest.libraries, metadata.version)
-        estimator = deserialize(fetched.run_dir / manifest.model.path, manifest)
+        verified = verify(fetched.run_dir, settings.model_sha256, settings.max_archive_bytes)
+    manifest = verified.manifest
+    check_library_versions(manifest.libraries, metadata.version)
+    check_inflated_size(manifest.model.path, verified.model_bytes, settings.max_inflated_bytes)
+    estimator = deserialize(verified.model_bytes, manifest)
     _check_feature_names(estimator, manifest.feature_names, keep=manifest.schema_version >= 3)
     model = LoadedModel(
-        estimator, manifest, digest, fetched.source, proven_fast_predict(estimator, manifest)
+        estimator,
+        manifest,
+        verified.manifest_sha256,
+        fetched.source,
+        proven_fast_predict(estimator, manifest),
     )
     self_test(model)
     return model
 
 
-def verify(run_dir: Path, expected_sha256: str | None) -> tuple[str, Manifest]:
-    try:
-        digest = manifest_sha256(run_dir)
-        manifest = verify_run_dir(run_dir, expected_manifest_sha256=expected_sha256)
-    except FileNotFoundError:
+def verify(run_dir: Path, expected_sha256: str | None, max_file_bytes: int) -> VerifiedRun:
+    """Read and verify the run directory once; what is deserialized is what was hashed."""
+    verified = read_verified(run_dir, expected_sha256, max_file_bytes)
+    if verified.manifest.model.format != SUPPORTED_FORMAT:
         raise ArtifactIntegrityError(
-            f"{run_dir}: no manifest.json (not a run directory?)", code="manifest_error"
-        ) from None
-    except IntegrityError as exc:
-        raise ArtifactIntegrityError(str(exc)) from None
-    except ContractError as exc:
-        raise ArtifactIntegrityError(str(exc), code="manifest_error") from None
-    if manifest.model.format != SUPPORTED_FORMAT:
-        raise ArtifactIntegrityError(
-            f"model format {manifest.model.format!r} is not supported (only {SUPPORTED_FORMAT})",
+            f"model format {verified.manifest.model.format!r} is not supported "
+            f"(only {SUPPORTED_FORMAT})",
             code="manifest_error",
         )
-    return digest, manifest
+    return verified
 
 
 def _leading(version: str, parts: int) -> tuple[int, ...] | None:
@@ -105,11 +99,12 @@ def check_library_versions(
             )
 
 
-def deserialize(path: Path, manifest: Manifest) -> Any:
+def deserialize(data: bytes, manifest: Manifest) -> Any:
+    """The model from the verified bytes in memory (never from the file again)."""
     import skops.io as sio
 
     try:
-        untrusted = set(sio.get_untrusted_types(file=path))
+        untrusted = set(sio.get_untrusted_types(data=data))
     except Exception as exc:  # a digest-verified file skops cannot parse: say so, in one line
         raise ArtifactIntegrityError(
             f"{manifest.model.path}: skops cannot read it ({type(exc).__name__}: {exc})"
@@ -120,7 +115,7 @@ def deserialize(path: Path, manifest: Manifest) -> Any:
             f"{manifest.model.path} contains types outside the allowlist: {', '.join(refused)}"
         )
     try:
-        return sio.load(path, trusted=sorted(untrusted))
+        return sio.loads(data, trusted=sorted(untrusted))
     except Exception as exc:  # same boundary as above
         raise ArtifactIntegrityError(
             f"{manifest.model.path}: skops cannot load it ({type(exc).__name__}: {exc})"

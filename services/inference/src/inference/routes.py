@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, g, request
 
+from inference.body import read_body
 from inference.errors import NonFinitePrediction, UnsupportedMediaType
 from inference.responses import json_response
 from inference.state import current_state
@@ -50,7 +51,7 @@ def predict() -> Response:
         raise UnsupportedMediaType(
             "send the body as JSON with the header Content-Type: application/json"
         )
-    parsed = validator.parse(request.get_data(cache=False))
+    parsed = validator.parse(read_body(state.settings.max_body_bytes))
     if parsed.outside:
         state.metrics.count_outside(parsed.outside)
     started = time.perf_counter()

@@ -13,9 +13,13 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
+from inference.app import record_refused_request
 from inference.logs import JsonFormatter, StdoutHandler
 from inference.metrics import mark_worker_dead
+from inference.refusals import Rejection
 from inference.settings import Settings
+from inference.state import EXTENSION
+from inference.worker import BufferingWorker, Limits
 
 SHM = Path("/dev/shm")
 
@@ -25,19 +29,17 @@ def bind_address(settings: Settings) -> str:
     return f"{host}:{settings.port}"
 
 
-def gunicorn_options(settings: Settings, metrics_dir: Path) -> dict[str, Any]:
+def gunicorn_options(settings: Settings, metrics_dir: Path, app: Flask) -> dict[str, Any]:
     def child_exit(_server: Any, worker: Any) -> None:
         mark_worker_dead(worker.pid, metrics_dir)
 
     options: dict[str, Any] = {
         "bind": [bind_address(settings)],
         "workers": settings.workers,
-        # One process per core, gthread workers by default (THREADS=4): connections stay
-        # alive for KEEPALIVE seconds and wait in the worker's poller, not in a thread. The
-        # sync worker (THREADS=1) closes every connection and, in gunicorn 27, then blocks
-        # until the client's FIN arrives (RFC 9112 graceful close): measured here, gthread
-        # with keep-alive served ~2x the requests at less CPU per request.
-        "worker_class": "sync" if settings.threads == 1 else "gthread",
+        # One process per core, each with THREADS threads (default 4) for the app and an event
+        # loop that reads every request, with deadlines, before a thread sees it (worker.py).
+        # Connections stay alive for KEEPALIVE seconds in that loop, not in a thread.
+        "worker_class": worker_class(settings, app),
         "threads": settings.threads,
         "keepalive": settings.keepalive,
         "preload_app": True,
@@ -56,6 +58,33 @@ def gunicorn_options(settings: Settings, metrics_dir: Path) -> dict[str, Any]:
         # The worker heartbeat file: on a container's overlay /tmp, writes can stall workers.
         options["worker_tmp_dir"] = str(SHM)
     return options
+
+
+def worker_class(settings: Settings, app: Flask) -> type[BufferingWorker]:
+    """Our worker class, configured for these settings and reporting to this app."""
+    state = app.extensions[EXTENSION]
+
+    def report(rejection: Rejection) -> None:
+        record_refused_request(
+            state,
+            rejection.request_id,
+            rejection.method,
+            rejection.path,
+            rejection.status,
+            rejection.code,
+            rejection.latency,
+        )
+
+    limits = Limits(
+        header_timeout=settings.client_header_timeout,
+        body_timeout=settings.client_body_timeout,
+        max_body_bytes=settings.max_body_bytes,
+    )
+    return type(
+        "InferenceWorker",
+        (BufferingWorker,),
+        {"limits": limits, "report": staticmethod(report), "__module__": __name__},
+    )
 
 
 class JsonLogger(Logger):  # type: ignore[misc]

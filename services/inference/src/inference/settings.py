@@ -27,6 +27,7 @@ class Settings:
     model_sha256: str | None = None
     model_cache_dir: Path = Path(tempfile.gettempdir()) / "mlpipeline-inference"
     max_archive_bytes: int = 2048 * MIB
+    max_inflated_bytes: int = 1024 * MIB  # what model.skops's members may inflate to
     max_batch_rows: int = 10_000
     max_body_bytes: int = 6 * MIB
     host: str = "127.0.0.1"
@@ -36,6 +37,8 @@ class Settings:
     graceful_timeout: int = 30
     threads: int = 4
     keepalive: int = 5
+    client_header_timeout: int = 10  # seconds to send the request line and headers
+    client_body_timeout: int = 30  # seconds to send the body (and to take the answer)
     log_level: str = "info"
     omp_num_threads: str = "1"
     metrics_dir: Path | None = None
@@ -88,6 +91,9 @@ class Settings:
             model_sha256=None if sha256 is None else sha256.lower(),
             model_cache_dir=Path(cache_dir) if cache_dir else defaults.model_cache_dir,
             max_archive_bytes=_integer(env, "MODEL_MAX_ARCHIVE_BYTES", defaults.max_archive_bytes),
+            max_inflated_bytes=_integer(
+                env, "MODEL_MAX_INFLATED_BYTES", defaults.max_inflated_bytes
+            ),
             max_batch_rows=_integer(env, "MAX_BATCH_ROWS", defaults.max_batch_rows),
             max_body_bytes=_integer(env, "MAX_BODY_BYTES", defaults.max_body_bytes),
             host=text("HOST") or defaults.host,
@@ -97,6 +103,10 @@ class Settings:
             graceful_timeout=_integer(env, "GRACEFUL_TIMEOUT", defaults.graceful_timeout),
             threads=_integer(env, "THREADS", defaults.threads),
             keepalive=_integer(env, "KEEPALIVE", defaults.keepalive, minimum=0),
+            client_header_timeout=_integer(
+                env, "CLIENT_HEADER_TIMEOUT", defaults.client_header_timeout
+            ),
+            client_body_timeout=_integer(env, "CLIENT_BODY_TIMEOUT", defaults.client_body_timeout),
             log_level=log_level,
             omp_num_threads=text("OMP_NUM_THREADS") or defaults.omp_num_threads,
             metrics_dir=Path(metrics_dir) if metrics_dir else None,

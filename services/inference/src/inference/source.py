@@ -9,7 +9,9 @@ This runs once, in the gunicorn master before it forks, so workers never race on
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -96,6 +98,7 @@ def _local_dir(path: Path, variable: str) -> Path:
 def _workspace(cache_dir: Path) -> Iterator[Path]:
     try:
         cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _check_private(cache_dir)
         work = Path(tempfile.mkdtemp(prefix="fetch-", dir=cache_dir))
     except OSError as exc:
         raise ModelSourceError(
@@ -105,6 +108,25 @@ def _workspace(cache_dir: Path) -> Iterator[Path]:
         yield work
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _check_private(cache_dir: Path) -> None:
+    """Whoever owns the cache directory, or may write to it, can replace what we extract
+    there between its verification and its use: on a shared host the default under /tmp may
+    have been created by someone else first."""
+    info = os.lstat(cache_dir)
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise ModelSourceError(f"MODEL_CACHE_DIR {cache_dir} is not a directory (a link?)")
+    if info.st_uid != os.geteuid():
+        raise ModelSourceError(
+            f"MODEL_CACHE_DIR {cache_dir} belongs to uid {info.st_uid}, not to this process "
+            f"(uid {os.geteuid()}): remove it or choose another MODEL_CACHE_DIR"
+        )
+    if info.st_mode & 0o022:
+        raise ModelSourceError(
+            f"MODEL_CACHE_DIR {cache_dir} is writable by group or others (mode "
+            f"{stat.S_IMODE(info.st_mode):o}): chmod 700 it or choose another MODEL_CACHE_DIR"
+        )
 
 
 def _find_run_dir(root: Path, uri: str) -> Path:
@@ -188,4 +210,12 @@ def _list_prefix(
             objects.append((key, Path(*path.parts)))
             if len(objects) > MAX_OBJECTS:
                 raise UnsafeArchiveError(f"s3://{bucket}/{prefix} holds more than {MAX_OBJECTS}")
+    files = {local for _, local in objects}
+    for _, local in objects:
+        if clash := next((p for p in local.parents if p in files), None):
+            raise ModelSourceError(
+                f"s3://{bucket}/{prefix} holds both {prefix}{clash.as_posix()} and "
+                f"{prefix}{local.as_posix()}: a key cannot be a file and a folder in a run "
+                "directory"
+            )
     return objects
