@@ -14,7 +14,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from artifact_contract import TRUSTED_TYPES, Manifest
 
 from inference.errors import (
