@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -153,3 +154,25 @@ def test_sigterm_while_loading_removes_the_metrics_directory(
     output = process.communicate(timeout=60)[0].decode()
     assert process.returncode in (0, 128 + signal.SIGTERM), output
     assert list(scratch.iterdir()) == []
+
+
+def test_serve_on_a_port_in_use_says_to_set_port(ridge_run: Path, tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        env.update(
+            {"MODEL_DIR": str(ridge_run), "MODEL_CACHE_DIR": str(tmp_path), "PORT": str(port)}
+        )
+        result = subprocess.run(
+            [str(INFERENCE), "serve"], env=env, capture_output=True, text=True, timeout=60
+        )
+    assert result.returncode == 2, result.stdout + result.stderr
+    refusals = [
+        json.loads(line) for line in result.stdout.splitlines() if "startup_refused" in line
+    ]
+    assert len(refusals) == 1, result.stdout
+    assert refusals[0]["code"] == "configuration_error"
+    assert f"127.0.0.1:{port} is in use" in refusals[0]["message"]
+    assert "set PORT" in refusals[0]["message"]

@@ -8,11 +8,13 @@ Any refusal ends the process with exit status 2 and one JSON log line saying why
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import textwrap
@@ -21,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
-from inference.errors import StartupRefusal
+from inference.errors import ConfigurationError, StartupRefusal
 from inference.logs import configure_logging, log_event
 from inference.settings import Settings, apply_process_environment
 
@@ -133,6 +135,25 @@ def _prepare_metrics_dir(settings: Settings) -> tuple[Path, bool]:
     return settings.metrics_dir, False
 
 
+def _check_port_free(settings: Settings) -> None:
+    """Before the model is loaded: a port another server holds is one clear line, not gunicorn
+    retrying for five seconds after the load."""
+    if settings.port == 0:
+        return
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    try:
+        # SO_REUSEADDR, as gunicorn binds: a port in TIME_WAIT is free.
+        with socket.create_server((settings.host, settings.port), family=family):
+            pass
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            return  # gunicorn reports anything else in its own words
+        raise ConfigurationError(
+            f"{settings.host}:{settings.port} is in use (another server?): set PORT to a free "
+            f"port, e.g. make serve PORT={settings.port + 1}"
+        ) from None
+
+
 def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
@@ -142,6 +163,10 @@ def serve(settings: Settings, logger: logging.Logger) -> int:
     # Before numpy/sklearn/prometheus_client are imported: they read these at import time.
     apply_process_environment(settings, metrics_dir)
     settings = replace(settings, metrics_dir=metrics_dir)
+    try:
+        _check_port_free(settings)
+    except StartupRefusal as exc:
+        return _refuse(logger, exc, settings)
     master = os.getpid()
     # Until gunicorn installs its own handlers, SIGTERM (a supervisor, or the trainer's smoke gate
     # dying) unwinds through the finally below, so the metrics directory is removed.
