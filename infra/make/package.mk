@@ -6,7 +6,8 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 # stdout belongs to the command a target runs (JSON for train, promote, rollback, retrain: `| jq`
-# works): no directory lines, and setup's own output goes to stderr.
+# works): setup's own output goes to stderr, and nested makes print no directory lines (run
+# targets from the repo root: `make -C dir` prints its own before it reads this file).
 MAKEFLAGS += --no-print-directory
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/../..)
 TOOLS := $(ROOT)/.tools

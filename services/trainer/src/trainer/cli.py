@@ -38,15 +38,16 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     try:
         with _sigterm_unwinds():
             code: int = args.handler(args, settings or Settings.from_env())
-    except (TrainerError, ContractError) as exc:
+    except (TrainerError, ContractError, Interrupted) as exc:
         sys.stderr.write(f"error: {exc}\n")
-        return exc.exit_code if isinstance(exc, TrainerError) else EXIT_ERROR
+        return exc.exit_code if isinstance(exc, TrainerError | Interrupted) else EXIT_ERROR
     return code
 
 
-class Interrupted(TrainerError):
+class Interrupted(BaseException):
     """SIGTERM: raised where the command was, so its cleanup runs (a smoke-gate server stopped,
-    locks released, temporary files removed). Exit 143 = 128 + SIGTERM, as a shell reports it."""
+    locks released, temporary files removed). A BaseException, like KeyboardInterrupt, so no
+    ``except Exception`` on the way (MLflow has many) swallows it. Exit 143 = 128 + SIGTERM."""
 
     exit_code = 128 + signal.SIGTERM
 

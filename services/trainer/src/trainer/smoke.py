@@ -30,8 +30,8 @@ from artifact_contract import Manifest
 from trainer.gates import Gate
 
 START_TIMEOUT = 60.0
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 STOP_TIMEOUT = 20.0
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 # Predictions travel as JSON floats (repr round-trips exactly); the tolerance only absorbs a
 # different BLAS summation order between the two environments.
 REL_TOLERANCE = 1e-9
