@@ -1,6 +1,6 @@
-"""Issue 11, item 10: `trainer promote` stopped by SIGTERM or SIGKILL during the smoke gate must
-not leave the inference service it started (gunicorn master and worker) listening, nor a
-temporary directory behind. Real processes: the trainer's console script, the real inference
+"""Issue 11, item 10: `trainer promote` stopped by SIGTERM, SIGKILL or Ctrl-C during the smoke
+gate must not leave the inference service it started (gunicorn master and worker) listening,
+nor a temporary directory behind. Real processes: the trainer's console script, the real inference
 service, real signals.
 
 The trainer is paused (SIGSTOP) as soon as it has started the server, so the signal lands while
@@ -106,7 +106,9 @@ def promotion(two_trainings: TrainedRoot, tmp_path: Path) -> Iterator[subprocess
         process.communicate(timeout=30)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+@pytest.mark.parametrize(
+    "signum", [signal.SIGTERM, signal.SIGKILL, signal.SIGINT], ids=["SIGTERM", "SIGKILL", "SIGINT"]
+)
 def test_an_interrupted_promotion_leaves_no_server_and_no_temporary_directory(
     promotion: subprocess.Popen[bytes], signum: signal.Signals, tmp_path: Path
 ) -> None:
@@ -135,5 +137,9 @@ def test_an_interrupted_promotion_leaves_no_server_and_no_temporary_directory(
     if signum == signal.SIGTERM:
         assert code == 128 + signal.SIGTERM
         assert stderr.splitlines()[-1] == "error: interrupted by SIGTERM", stderr
+    elif signum == signal.SIGINT:  # Ctrl-C: the same cleanup, one line, no traceback
+        assert code == 128 + signal.SIGINT
+        assert stderr.splitlines()[-1] == "error: interrupted", stderr
+        assert "Traceback" not in stderr
     else:
         assert code == -signal.SIGKILL

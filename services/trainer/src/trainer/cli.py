@@ -41,6 +41,9 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     except (TrainerError, ContractError, Interrupted) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return exc.exit_code if isinstance(exc, TrainerError | Interrupted) else EXIT_ERROR
+    except KeyboardInterrupt:  # Ctrl-C: the same unwinding, without a traceback
+        sys.stderr.write("error: interrupted\n")
+        return 128 + signal.SIGINT
     return code
 
 
