@@ -62,6 +62,9 @@ def server_environment(run_dir: Path, manifest_sha256: str, port: int) -> dict[s
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "WORKERS": "1",
+        # No request of the gate outlives a few seconds: a stop (ours, or the kernel's SIGTERM
+        # when the trainer dies) never waits gunicorn's default 30 s for one.
+        "GRACEFUL_TIMEOUT": "5",
     }
 
 
