@@ -67,7 +67,7 @@ train: uv ## Train one model: runs/artifacts/runs/vNNN (TRAIN_ARGS="--seed 7 ...
 	@$(MAKE) -C services/trainer train TRAIN_ARGS='$(TRAIN_ARGS)'
 
 .PHONY: mlflow-ui
-mlflow-ui: uv ## Open the MLflow UI on the embedded store (http://127.0.0.1:5000)
+mlflow-ui: uv ## Open the MLflow UI on the embedded store (http://127.0.0.1:5000; MLFLOW_UI_PORT or PORT moves it)
 	@$(MAKE) -C services/trainer mlflow-ui
 
 .PHONY: serve
@@ -91,7 +91,7 @@ drift: uv ## Drift check of a sampled prediction log vs the training profile (LO
 	@$(MAKE) -C services/trainer drift LOG='$(LOG)' VERSION='$(VERSION)'
 
 .PHONY: traffic
-traffic: uv ## Send rows like the training data to a running server (TRAFFIC_ARGS="--rows 300 --shift income_k=25")
+traffic: uv ## Send rows like the training data to the server on PORT (default 8080) (TRAFFIC_ARGS="--rows 300 --shift income_k=25")
 	@$(MAKE) -C services/trainer traffic TRAFFIC_ARGS='$(TRAFFIC_ARGS)'
 
 # Promotion: VERSION, TARGET, APPROVED_BY, DATA_URI, RECORD reach services/trainer through the

@@ -5,6 +5,10 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
+# stdout belongs to the command a target runs (JSON for train, promote, rollback, retrain: `| jq`
+# works): setup's own output goes to stderr, and nested makes print no directory lines (run
+# targets from the repo root: `make -C dir` prints its own before it reads this file).
+MAKEFLAGS += --no-print-directory
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/../..)
 TOOLS := $(ROOT)/.tools
 PYTHON ?= python3.11
@@ -30,9 +34,10 @@ $(TOOLS)/bin/uv:
 # --compile-bytecode: imports stay fast even where PYTHONDONTWRITEBYTECODE=1 (mlflow alone
 # costs ~5 s per process to compile from source otherwise).
 $(STAMP): $(DEV_LOCK) pyproject.toml | $(UV)
-	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
-	$(UV) pip sync --quiet --compile-bytecode --python $(BIN)/python $(DEV_LOCK)
-	$(UV) pip install --quiet --python $(BIN)/python --no-deps $(EDITABLE)
+	@echo "$(notdir $(CURDIR)): syncing $(VENV) from $(DEV_LOCK)" >&2
+	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV) >&2
+	@$(UV) pip sync --quiet --compile-bytecode --python $(BIN)/python $(DEV_LOCK) >&2
+	@$(UV) pip install --quiet --python $(BIN)/python --no-deps $(EDITABLE) >&2
 	@touch $@
 
 .PHONY: setup

@@ -291,3 +291,22 @@ def test_a_broken_policy_is_a_clear_error(
     code, _ = drift(tmp_path, reference, log, "--policy", str(policy))
     assert code == 1
     assert "[drift] missing min_rows, prediction_psi; unknown min_row" in capsys.readouterr().err
+
+
+def test_without_version_a_log_of_one_other_known_version_is_checked_against_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make drift LOG=...` after promoting v001 while latest moved on to v002: the log says
+    which model served it, so that one is used (and said)."""
+    first = publish_reference(tmp_path / "artifacts")
+    second = publish_reference(tmp_path / "artifacts")
+    assert (first.version, second.version) == ("v001", "v002")
+    log = write_log(tmp_path / "p.jsonl", served_rows(300, seed=5), first.estimator, "v001")
+    code, out = drift(tmp_path, first, log)
+    stdout = capsys.readouterr().out
+    assert code == 0, stdout
+    assert stdout.splitlines()[0] == (
+        f"{log}: every prediction record is from v001 (latest is v002): checking v001"
+    )
+    report = json.loads((out / "report.json").read_text())
+    assert report["model_version"] == "v001" and report["rows"]["used"] == 300

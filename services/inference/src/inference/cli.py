@@ -1,34 +1,105 @@
 """``inference serve``: verify and load the model once, then serve it with gunicorn.
 
-``inference check`` does the same verification and loading, prints the model summary and exits.
+``inference check`` does the same verification and loading, prints the model summary (one JSON
+line: the ``model_verified`` event with what ``GET /model`` serves) and exits.
 Any refusal ends the process with exit status 2 and one JSON log line saying why.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import logging
 import os
 import shutil
+import signal
+import socket
 import sys
 import tempfile
+import textwrap
 import time
 from dataclasses import replace
 from pathlib import Path
+from types import FrameType
 
-from inference.errors import StartupRefusal
+from inference.errors import ConfigurationError, StartupRefusal
 from inference.logs import configure_logging, log_event
 from inference.settings import Settings, apply_process_environment
 
 REFUSED = 2
 
 
+# Every variable Settings.from_env reads (tests/test_cli.py holds the two together and with
+# docs/03_inference.md's table), for --help.
+ENVIRONMENT = (
+    (
+        "MODEL_ARTIFACT_URI",
+        "the model: a run directory, file://..., a local .tar.gz, "
+        "s3://bucket/key.tar.gz or s3://bucket/prefix/",
+    ),
+    (
+        "MODEL_DIR",
+        "run directory when MODEL_ARTIFACT_URI is unset (default runs/artifacts/latest; "
+        "/opt/ml/model when it exists)",
+    ),
+    ("MODEL_SHA256", "required sha256 of the run's manifest.json; any other refuses the start"),
+    (
+        "MODEL_CACHE_DIR",
+        "the only place downloads and extractions are written (default <tmp>/mlpipeline-inference)",
+    ),
+    (
+        "MODEL_MAX_ARCHIVE_BYTES",
+        "bound on an archive's or S3 prefix's unpacked size (default 2 GiB)",
+    ),
+    ("MAX_BATCH_ROWS", "most records in one instances batch (default 10000)"),
+    ("MAX_BODY_BYTES", "largest request body (default 6 MiB)"),
+    ("HOST", "bind address (default 127.0.0.1; 0.0.0.0 in a container)"),
+    ("PORT", "bind port (default 8080; 0 = any free port)"),
+    ("WORKERS", "gunicorn worker processes (default: usable CPUs)"),
+    ("THREADS", "threads per worker (default 4; 1 = sync worker)"),
+    ("KEEPALIVE", "seconds an idle keep-alive connection is held (default 5)"),
+    ("TIMEOUT", "gunicorn worker timeout, seconds (default 30)"),
+    ("GRACEFUL_TIMEOUT", "seconds in-flight requests get after SIGTERM (default 30)"),
+    ("LOG_LEVEL", "debug, info (default), warning or error"),
+    ("OMP_NUM_THREADS", "OpenMP threads per worker (default 1)"),
+    ("PROMETHEUS_MULTIPROC_DIR", "prometheus_client's directory (default: a temporary one)"),
+    ("PREDICTION_LOG", "sampled prediction log for drift checks: a file path or stdout"),
+    ("PREDICTION_SAMPLE_RATE", "share of rows sampled to PREDICTION_LOG, 0 to 1 (default 0)"),
+    ("AWS_*", "s3:// sources: boto3's own chain (AWS_ENDPOINT_URL, credentials, region, profile)"),
+)
+
+
+def environment_help() -> str:
+    width = max(len(name) for name, _ in ENVIRONMENT) + 2
+    lines = ["environment (read once at start; an empty value counts as unset):"]
+    for name, meaning in ENVIRONMENT:
+        wrapped = textwrap.wrap(meaning, 96 - width)
+        lines.append(f"  {name:<{width}}{wrapped[0]}")
+        lines.extend(" " * (width + 2) + more for more in wrapped[1:])
+    lines.append("details: docs/03_inference.md (Configuration)")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="inference", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="inference",
+        description=__doc__,
+        epilog=environment_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="serve the configured model with gunicorn")
-    commands.add_parser("check", help="verify and load the configured model, then exit")
+    for name, summary in (
+        ("serve", "serve the configured model with gunicorn"),
+        ("check", "verify and load the configured model, print its summary (one JSON line), exit"),
+    ):
+        commands.add_parser(
+            name,
+            help=summary,
+            description=summary + ". Exit status 2 and one JSON line when it refuses.",
+            epilog=environment_help(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
     args = parser.parse_args(argv)
 
     logger = configure_logging("info")
@@ -64,12 +135,42 @@ def _prepare_metrics_dir(settings: Settings) -> tuple[Path, bool]:
     return settings.metrics_dir, False
 
 
+def _check_port_free(settings: Settings) -> None:
+    """Before the model is loaded: a port another server holds is one clear line, not gunicorn
+    retrying for five seconds after the load."""
+    if settings.port == 0:
+        return
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    try:
+        # SO_REUSEADDR, as gunicorn binds: a port in TIME_WAIT is free.
+        with socket.create_server((settings.host, settings.port), family=family):
+            pass
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            return  # gunicorn reports anything else in its own words
+        raise ConfigurationError(
+            f"{settings.host}:{settings.port} is in use (another server?): set PORT to a free "
+            f"port, e.g. make serve PORT={settings.port + 1}"
+        ) from None
+
+
+def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
 def serve(settings: Settings, logger: logging.Logger) -> int:
     metrics_dir, owned = _prepare_metrics_dir(settings)
     # Before numpy/sklearn/prometheus_client are imported: they read these at import time.
     apply_process_environment(settings, metrics_dir)
     settings = replace(settings, metrics_dir=metrics_dir)
+    try:
+        _check_port_free(settings)
+    except StartupRefusal as exc:
+        return _refuse(logger, exc, settings)
     master = os.getpid()
+    # Until gunicorn installs its own handlers, SIGTERM (a supervisor, or the trainer's smoke gate
+    # dying) unwinds through the finally below, so the metrics directory is removed.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         from inference.app import create_app
         from inference.loader import load_model
@@ -110,14 +211,7 @@ def check(settings: Settings, logger: logging.Logger) -> int:
         model = load_model(settings)
     except StartupRefusal as exc:
         return _refuse(logger, exc, settings)
-    log_event(
-        logger,
-        logging.INFO,
-        "model_verified",
-        model_source=model.source,
-        model_version=model.model_version,
-        manifest_sha256=model.manifest_sha256,
-    )
+    log_event(logger, logging.INFO, "model_verified", model_source=model.source, **model.summary())
     return 0
 
 

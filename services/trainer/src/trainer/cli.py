@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
 
 from artifact_contract import ContractError
 
@@ -32,11 +36,40 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     args = build_parser().parse_args(argv)
     _configure_logging()
     try:
-        code: int = args.handler(args, settings or Settings.from_env())
-    except (TrainerError, ContractError) as exc:
+        with _sigterm_unwinds():
+            code: int = args.handler(args, settings or Settings.from_env())
+    except (TrainerError, ContractError, Interrupted) as exc:
         sys.stderr.write(f"error: {exc}\n")
-        return exc.exit_code if isinstance(exc, TrainerError) else EXIT_ERROR
+        return exc.exit_code if isinstance(exc, TrainerError | Interrupted) else EXIT_ERROR
+    except KeyboardInterrupt:  # Ctrl-C: the same unwinding, without a traceback
+        sys.stderr.write("error: interrupted\n")
+        return 128 + signal.SIGINT
     return code
+
+
+class Interrupted(BaseException):
+    """SIGTERM: raised where the command was, so its cleanup runs (a smoke-gate server stopped,
+    locks released, temporary files removed). A BaseException, like KeyboardInterrupt, so no
+    ``except Exception`` on the way (MLflow has many) swallows it. Exit 143 = 128 + SIGTERM."""
+
+    exit_code = 128 + signal.SIGTERM
+
+
+@contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread
+        return
+
+    def interrupt(_signum: int, _frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the cleanup
+        raise Interrupted("interrupted by SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _configure_logging() -> None:

@@ -13,6 +13,7 @@ it refuses an artifact that changed after promotion.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import tempfile
@@ -30,6 +31,12 @@ TARGETS = ("staging", "production")
 HISTORY_FILE = "history.jsonl"
 LOCK_FILE = ".lock"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+# References and history hold no secret, and a server running as another user (the image's
+# uid 10001) reads the reference: world-readable whatever the umask.
+PUBLIC_MODE = 0o644
+_TORN_LINE = "torn record (an append that never completed) ignored"
+_TORN_TAIL = "ends in a torn record; it stays, and this record starts on a fresh line"
+_log = logging.getLogger("trainer")
 
 
 class DeploymentError(TrainerError):
@@ -124,27 +131,48 @@ class Deployments:
         return path
 
     def append_history(self, record: dict[str, Any]) -> None:
+        """Append one record, on a line of its own, durably (the file, and the directory when it
+        gains the file). A tail left torn by an interrupted append stays as it is (history is
+        never rewritten): the record starts on a fresh line after it."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(record, sort_keys=True, allow_nan=False) + "\n"
-        # One write of one line in append mode: a reader sees whole records only.
-        with self.history_path.open("a", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
+        line = (json.dumps(record, sort_keys=True, allow_nan=False) + "\n").encode()
+        flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC
+        try:
+            descriptor = os.open(self.history_path, flags | os.O_CREAT | os.O_EXCL, PUBLIC_MODE)
+            os.fchmod(descriptor, PUBLIC_MODE)  # whatever the umask
+            created = True
+        except FileExistsError:
+            descriptor = os.open(self.history_path, flags)
+            created = False
+        try:
+            size = os.fstat(descriptor).st_size
+            if size and os.pread(descriptor, 1, size - 1) != b"\n":
+                _log.warning("%s: %s", self.history_path, _TORN_TAIL)
+                line = b"\n" + line
+            # One write of one line in append mode: a reader sees whole records only.
+            os.write(descriptor, line)
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        if created:
+            fsync_directory(self.directory)
 
     def history(self) -> list[dict[str, Any]]:
         try:
-            lines = self.history_path.read_text(encoding="utf-8").splitlines()
+            text = self.history_path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             return []
         records = []
-        for number, line in enumerate(lines, start=1):
+        for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except ValueError:
-                raise DeploymentError(f"{self.history_path}:{number}: not valid JSON") from None
+                # An append cut short (a crash, a full disk): that promotion or rollback never
+                # completed its record. Reported, not fatal, so one torn line cannot end rollback.
+                _log.warning("%s:%d: %s", self.history_path, number, _TORN_LINE)
+                continue
             if not isinstance(record, dict):
                 raise DeploymentError(f"{self.history_path}:{number}: not a JSON object")
             records.append(record)
@@ -174,14 +202,21 @@ def write_json_atomically(path: Path, document: dict[str, Any]) -> None:
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
+            # mkstemp creates 0600: a server running as another user must read the reference.
+            os.fchmod(handle.fileno(), PUBLIC_MODE)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    directory = os.open(path.parent, os.O_RDONLY)
+    fsync_directory(path.parent)
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a new or replaced directory entry durable."""
+    descriptor = os.open(directory, os.O_RDONLY)
     try:
-        os.fsync(directory)
+        os.fsync(descriptor)
     finally:
-        os.close(directory)
+        os.close(descriptor)

@@ -1,6 +1,7 @@
 """``trainer drift``: compare a sampled prediction log with the model's training profile.
 
-For the chosen model version (``--version``, else whatever ``latest`` points at) the rows it
+For the chosen model version (``--version``, else whatever ``latest`` points at, unless every row of
+the log is from one other run of the root: then that one, and it says so) the rows it
 served are binned on the manifest profile's quantile edges; each feature gets a PSI against the
 training shares, and the predictions one against the holdout predictions' shares. Writes a JSON
 report and a PNG chart (both atomically), optionally a Prometheus textfile, prints a table, and
@@ -217,7 +218,11 @@ def add_parser(subparsers: Any) -> None:
         "0 no drift, 1 error, 2 bad command line, 4 drift at or past the policy's thresholds.",
     )
     parser.add_argument("--log", type=Path, required=True, help="prediction log (JSONL)")
-    parser.add_argument("--version", help="model version, vNNN (default: the one `latest` names)")
+    parser.add_argument(
+        "--version",
+        help="model version, vNNN (default: the one `latest` names, or the log's only version "
+        "when every row is from one other run of this root)",
+    )
     parser.add_argument(
         "--artifact-root", type=Path, help="artifact root (default runs/artifacts at the repo root)"
     )
@@ -235,9 +240,23 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     policy = DriftPolicy.load(args.policy or settings.repo_root / POLICY_FILE)
-    run_dir = _run_dir(ArtifactRoot(args.artifact_root or settings.artifact_root), args.version)
+    root = ArtifactRoot(args.artifact_root or settings.artifact_root)
+    run_dir = _run_dir(root, args.version)
     manifest = read_manifest(run_dir)
-    observed = prediction_log.read(args.log, manifest.model_version, manifest.feature_names)
+    try:
+        observed = prediction_log.read(args.log, manifest.model_version, manifest.feature_names)
+    except prediction_log.OtherVersionsOnly as exc:
+        # No --version and the log names one model we have: that is the one it sampled.
+        served = next(iter(exc.versions)) if len(exc.versions) == 1 else None
+        if args.version is not None or served is None or not root.run_dir(served).is_dir():
+            raise
+        sys.stdout.write(
+            f"{args.log}: every prediction record is from {served} "
+            f"(latest is {manifest.model_version}): checking {served}\n"
+        )
+        run_dir = root.run_dir(served)
+        manifest = read_manifest(run_dir)
+        observed = prediction_log.read(args.log, served, manifest.feature_names)
     scores = assess(manifest, observed, policy)
 
     out = args.out or settings.repo_root / "runs" / "drift" / manifest.model_version

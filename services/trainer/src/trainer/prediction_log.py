@@ -28,6 +28,14 @@ class PredictionLogError(TrainerError):
     """The prediction log cannot be read or holds no usable rows."""
 
 
+class OtherVersionsOnly(PredictionLogError):
+    """Every valid row was served by other versions (``versions``: rows per version)."""
+
+    def __init__(self, message: str, versions: dict[str, int]) -> None:
+        super().__init__(message)
+        self.versions = versions
+
+
 @dataclass
 class Observed:
     """The rows of one model version found in a prediction log, plus what else was there."""
@@ -113,9 +121,10 @@ def _check_usable(path: Path, observed: Observed) -> None:
         )
     if observed.rows == 0 and observed.versions:
         found = ", ".join(f"{v}: {n}" for v, n in sorted(observed.versions.items()))
-        raise PredictionLogError(
+        raise OtherVersionsOnly(
             f"{path}: no prediction records for {observed.version} (found {found}); "
-            "pass VERSION=... for the version that served them"
+            "pass VERSION=... for the version that served them",
+            dict(observed.versions),
         )
     if observed.rows == 0:
         raise PredictionLogError(

@@ -8,6 +8,7 @@ on a free loopback port and one worker, then stops it with SIGTERM (gunicorn's g
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
 import os
@@ -18,11 +19,11 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from artifact_contract import Manifest
 
@@ -30,6 +31,7 @@ from trainer.gates import Gate
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 # Predictions travel as JSON floats (repr round-trips exactly); the tolerance only absorbs a
 # different BLAS summation order between the two environments.
 REL_TOLERANCE = 1e-9
@@ -46,7 +48,7 @@ class SmokeFailure(Exception):
 class Server:
     url: str
     process: subprocess.Popen[bytes]
-    log_path: Path
+    log: IO[bytes]
 
 
 def server_environment(run_dir: Path, manifest_sha256: str, port: int) -> dict[str, str]:
@@ -60,6 +62,9 @@ def server_environment(run_dir: Path, manifest_sha256: str, port: int) -> dict[s
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "WORKERS": "1",
+        # No request of the gate outlives a few seconds: a stop (ours, or the kernel's SIGTERM
+        # when the trainer dies) never waits gunicorn's default 30 s for one.
+        "GRACEFUL_TIMEOUT": "5",
     }
 
 
@@ -73,30 +78,51 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(inference_bin: Path, run_dir: Path, manifest_sha256: str) -> Iterator[Server]:
+    """The server, stopped on every way out: a gate failure, an exception, SIGTERM (the CLI turns
+    it into an exception). Should the trainer be killed outright, the server gets SIGTERM from
+    the kernel (``PR_SET_PDEATHSIG``), and its log is an unnamed file: nothing is left behind."""
     if not inference_bin.is_file():
         raise SmokeFailure(
             f"no inference service at {inference_bin} (run `make setup`, or set "
             "MLPIPELINE_INFERENCE_BIN)"
         )
     port = free_port()
-    with tempfile.TemporaryDirectory(prefix="trainer-smoke-") as scratch:
-        log_path = Path(scratch) / "server.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [str(inference_bin), "serve"],
-                env=server_environment(run_dir, manifest_sha256, port),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=scratch,
-                start_new_session=True,  # its own process group: stopped as a whole
-            )
-        server = Server(f"http://127.0.0.1:{port}", process, log_path)
+    with tempfile.TemporaryFile(prefix="trainer-smoke-") as log:
+        process = subprocess.Popen(
+            [str(inference_bin), "serve"],
+            env=server_environment(run_dir, manifest_sha256, port),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd="/",  # reads nothing relative; writes only its own temporary files
+            start_new_session=True,  # its own process group: stopped as a whole
+            preexec_fn=die_with_parent(),
+        )
+        server = Server(f"http://127.0.0.1:{port}", process, log)
         try:
             _wait_ready(server)
             yield server
         finally:
             stop(process)
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` asking Linux to SIGTERM the child when this thread exits, however it
+    exits (even SIGKILL). The child is gunicorn's master: SIGTERM is its graceful stop, and its
+    worker follows it. None where there is no prctl (macOS): every other exit path still stops
+    the server."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here, not in the child
+    except (AttributeError, OSError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -110,9 +136,10 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def last_log_message(log_path: Path) -> str:
+def last_log_message(log: IO[bytes]) -> str:
     """The reason the service gave (its JSON refusal line), else its last line."""
-    lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+    log.seek(0)
+    lines = log.read().decode("utf-8", errors="replace").splitlines()
     for line in reversed(lines):
         try:
             record = json.loads(line)
@@ -129,7 +156,7 @@ def _wait_ready(server: Server) -> None:
         if server.process.poll() is not None:
             raise SmokeFailure(
                 f"the inference service exited with status {server.process.returncode} before "
-                f"it was ready: {last_log_message(server.log_path)}"
+                f"it was ready: {last_log_message(server.log)}"
             )
         try:
             with _OPENER.open(server.url + "/health", timeout=2) as response:

@@ -91,7 +91,10 @@ def post(url: str, body: dict[str, Any]) -> dict[str, Any]:
         raise TrafficError(f"{url}/predict answered {exc.code}: {detail}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise TrafficError(f"{url}/predict: cannot connect ({reason})") from None
+        raise TrafficError(
+            f"{url}/predict: cannot connect ({reason}); is a server running there? "
+            "(`make traffic` targets PORT, default 8080; or pass --url)"
+        ) from None
 
 
 def run(args: argparse.Namespace, _settings: Settings) -> int:
