@@ -46,19 +46,30 @@ ENVIRONMENT = (
     ("MODEL_SHA256", "required sha256 of the run's manifest.json; any other refuses the start"),
     (
         "MODEL_CACHE_DIR",
-        "the only place downloads and extractions are written (default <tmp>/mlpipeline-inference)",
+        "the only place downloads and extractions are written (default "
+        "<tmp>/mlpipeline-inference); must be ours and not group/other-writable",
     ),
     (
         "MODEL_MAX_ARCHIVE_BYTES",
         "bound on an archive's or S3 prefix's unpacked size (default 2 GiB)",
     ),
+    (
+        "MODEL_MAX_INFLATED_BYTES",
+        "bound on what the model file's (skops zip) members inflate to (default 1 GiB)",
+    ),
     ("MAX_BATCH_ROWS", "most records in one instances batch (default 10000)"),
     ("MAX_BODY_BYTES", "largest request body (default 6 MiB)"),
+    (
+        "INPUT_RANGE_MARGIN",
+        "numbers accepted within the training range +- this many spans (default 10)",
+    ),
     ("HOST", "bind address (default 127.0.0.1; 0.0.0.0 in a container)"),
     ("PORT", "bind port (default 8080; 0 = any free port)"),
     ("WORKERS", "gunicorn worker processes (default: usable CPUs)"),
-    ("THREADS", "threads per worker (default 4; 1 = sync worker)"),
+    ("THREADS", "threads per worker (default 4); requests are read in the event loop first"),
     ("KEEPALIVE", "seconds an idle keep-alive connection is held (default 5)"),
+    ("CLIENT_HEADER_TIMEOUT", "seconds a client gets to send its headers (default 10; then 408)"),
+    ("CLIENT_BODY_TIMEOUT", "seconds a client gets to send its body (default 30; then 408)"),
     ("TIMEOUT", "gunicorn worker timeout, seconds (default 30)"),
     ("GRACEFUL_TIMEOUT", "seconds in-flight requests get after SIGTERM (default 30)"),
     ("LOG_LEVEL", "debug, info (default), warning or error"),
