@@ -108,49 +108,36 @@ rollback: uv ## Restore the previous deployment reference and registry alias (TA
 retrain: uv ## Train on new data, promote to staging if it passes the gates (DATA_URI=...)
 	@$(MAKE) -C services/trainer retrain
 
-# Images: docker builds from the repo root, each followed by build/<service>_build_metadata.json.
-# Override the repository name with IMAGE=... (e.g. an ECR registry path) and the tag with TAG=...
+# Images: built from the repo root with Docker when its engine answers, else podman (installed
+# through apt when missing and running as root), each followed by build/<service>_build_metadata.json.
+# Override the repository name with INFERENCE_IMAGE=... (e.g. an ECR registry path), the tag with
+# TAG=..., the engine with DOCKER=docker|podman and the base with PYTHON_IMAGE=... (default
+# python:3.11-slim, else a stand-in built once from Debian's mirror: infra/docker/python-base.sh).
 TAG ?= dev
-DOCKER ?= docker
+DOCKER ?=
+PYTHON_IMAGE ?=
 INFERENCE_IMAGE ?= mlpipeline-inference
 TRAINER_IMAGE ?= mlpipeline-trainer
 LOCAL_IMAGE ?= mlpipeline-local
 RUN_DIR ?= runs/artifacts/latest
-BUILD_SUPPORT := $(PYTHON) infra/docker/build_support.py
-# The docker client alone is not enough: with no engine answering `docker info`, stop with one
-# line (make's $(error)). `make -n` skips the check, so it prints the build on any machine.
-DRY_RUN = $(findstring n,$(firstword -$(MAKEFLAGS)))
-DOCKER_ENGINE = $(if $(DRY_RUN),,$(if $(shell $(DOCKER) info >/dev/null 2>&1 && echo up),,$(error \
-  $@: no Docker engine answers ($(DOCKER) info failed); start Docker or build in CI, then retry)))
+BUILD_IMAGE = $(PYTHON) infra/docker/build_support.py build --tag '$(TAG)' --docker '$(DOCKER)' \
+  --python-image '$(PYTHON_IMAGE)'
 
 .PHONY: image-inference
-image-inference: IMAGE = $(INFERENCE_IMAGE)
-image-inference: ## Build the model-agnostic inference image (IMAGE, TAG) + build/inference_build_metadata.json
-	$(DOCKER_ENGINE)
-	$(DOCKER) build -f services/inference/Dockerfile -t $(IMAGE):$(TAG) .
-	@$(BUILD_SUPPORT) metadata --service inference --image $(IMAGE) --tag $(TAG) --docker $(DOCKER) \
-	  --dockerfile services/inference/Dockerfile --lockfile services/inference/requirements.lock \
-	  --out build/inference_build_metadata.json
+image-inference: ## Build the model-agnostic inference image (TAG, DOCKER, PYTHON_IMAGE) + build metadata
+	@$(BUILD_IMAGE) inference --image '$(INFERENCE_IMAGE)'
 
 .PHONY: image-trainer
-image-trainer: IMAGE = $(TRAINER_IMAGE)
-image-trainer: ## Build the SageMaker-compatible trainer image (IMAGE, TAG) + build/trainer_build_metadata.json
-	$(DOCKER_ENGINE)
-	$(DOCKER) build -f services/trainer/Dockerfile -t $(IMAGE):$(TAG) .
-	@$(BUILD_SUPPORT) metadata --service trainer --image $(IMAGE) --tag $(TAG) --docker $(DOCKER) \
-	  --dockerfile services/trainer/Dockerfile --lockfile services/trainer/requirements.lock \
-	  --out build/trainer_build_metadata.json
+image-trainer: ## Build the SageMaker-compatible trainer image (TAG, DOCKER, PYTHON_IMAGE) + build metadata
+	@$(BUILD_IMAGE) trainer --image '$(TRAINER_IMAGE)'
 
 .PHONY: image-local
-image-local: IMAGE = $(LOCAL_IMAGE)
 image-local: image-inference ## Inference image + the verified run RUN_DIR (default runs/artifacts/latest) baked in
-	$(DOCKER_ENGINE)
-	sha=$$($(BUILD_SUPPORT) stage-model $(RUN_DIR) build/local-model); \
-	$(DOCKER) build -f infra/docker/Dockerfile.local --build-arg INFERENCE_IMAGE=$(INFERENCE_IMAGE):$(TAG) \
-	  --build-arg RUN_DIR=build/local-model --build-arg MODEL_SHA256=$$sha -t $(IMAGE):$(TAG) .
-	@$(BUILD_SUPPORT) metadata --service local --image $(IMAGE) --tag $(TAG) --docker $(DOCKER) \
-	  --dockerfile infra/docker/Dockerfile.local --lockfile services/inference/requirements.lock \
-	  --manifest build/local-model/manifest.json --out build/local_build_metadata.json
+	@$(BUILD_IMAGE) local --image '$(LOCAL_IMAGE)' --inference-image '$(INFERENCE_IMAGE)' --run-dir '$(RUN_DIR)'
+
+.PHONY: images-smoke
+images-smoke: ## Build the three images (tag smoke) and check them as running containers; prints wall time
+	@$(PYTHON) infra/docker/smoke.py --docker '$(DOCKER)' --python-image '$(PYTHON_IMAGE)'
 
 .PHONY: clean
 clean: ## Remove virtualenvs, caches and build output (keeps runs/)

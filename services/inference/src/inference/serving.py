@@ -15,9 +15,7 @@ from gunicorn.glogging import Logger
 
 from inference.logs import JsonFormatter, StdoutHandler
 from inference.metrics import mark_worker_dead
-from inference.settings import Settings
-
-SHM = Path("/dev/shm")
+from inference.settings import SHM, Settings
 
 
 def bind_address(settings: Settings) -> str:
