@@ -8,7 +8,6 @@ MAKEFLAGS += --no-print-directory
 
 ROOT := $(abspath .)
 PACKAGES := libs/artifact-contract services/trainer services/inference
-UV_VERSION := 0.13.8
 TOOLS := $(ROOT)/.tools
 PYTHON ?= python3.11
 # uv from PATH when there is one, else a repo-local copy installed from PyPI into .tools/.
@@ -25,8 +24,9 @@ help: ## Show this help
 .PHONY: uv
 uv: ## Install uv into .tools/ when it is not on PATH (needs only python3.11)
 	@if [ ! -x "$(UV)" ]; then \
-	  echo "uv not found: installing uv==$(UV_VERSION) into .tools/" >&2; \
-	  $(PYTHON) -m venv $(TOOLS) && $(TOOLS)/bin/python -m pip install --quiet uv==$(UV_VERSION); \
+	  echo "uv not found: installing it into .tools/ from infra/tools/requirements-uv.lock" >&2; \
+	  $(PYTHON) -m venv $(TOOLS) && $(TOOLS)/bin/python -m pip install --quiet --require-hashes \
+	    -r $(ROOT)/infra/tools/requirements-uv.lock; \
 	fi
 
 .PHONY: setup
@@ -46,12 +46,27 @@ lint-infra: uv ## hadolint every Dockerfile; workflow + compose schemas; zizmor 
 	@$(MAKE) -C infra/tools lint
 
 MONITORING := infra/monitoring
+# promtool from PATH, else a repo-local copy that `make promtool` takes out of Debian's package.
+PROMTOOL ?= $(shell command -v promtool 2>/dev/null || echo $(TOOLS)/bin/promtool)
+
+.PHONY: promtool
+promtool: ## Get promtool when it is missing: from Debian's prometheus package into .tools/ (apt)
+	@if [ ! -x "$(PROMTOOL)" ]; then \
+	  command -v apt-get >/dev/null || { echo "promtool not found: install Prometheus's promtool (brew install prometheus, or its release tarball) and retry" >&2; exit 1; }; \
+	  echo "promtool not found: taking it from Debian's prometheus package into .tools/bin (apt-get download)" >&2; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq; fi; \
+	  scratch=$$(mktemp -d); trap 'rm -rf "$$scratch"' EXIT; chmod 755 "$$scratch"; \
+	  (cd "$$scratch" && apt-get download -qq prometheus >/dev/null) || { \
+	    echo "promtool not found and apt-get download prometheus failed: as root, apt-get install -y prometheus" >&2; exit 1; }; \
+	  dpkg-deb --fsys-tarfile "$$scratch"/prometheus_*.deb | tar -x -C "$$scratch" ./usr/bin/promtool; \
+	  mkdir -p $(TOOLS)/bin && mv "$$scratch/usr/bin/promtool" $(TOOLS)/bin/promtool; \
+	fi
+
 .PHONY: lint-monitoring
-lint-monitoring: ## promtool: check the alert/recording rules and scrape config, run the alert unit tests
-	@command -v promtool >/dev/null || { echo "promtool not found: apt-get install -y prometheus (Debian/Ubuntu), or brew install prometheus" >&2; exit 1; }
-	promtool check rules $(MONITORING)/rules/*.yml
-	promtool check config $(MONITORING)/prometheus.yml
-	promtool test rules $(MONITORING)/tests/alerts_test.yml
+lint-monitoring: promtool ## promtool: check the alert/recording rules and scrape config, run the alert unit tests
+	$(PROMTOOL) check rules $(MONITORING)/rules/*.yml
+	$(PROMTOOL) check config $(MONITORING)/prometheus.yml
+	$(PROMTOOL) test rules $(MONITORING)/tests/alerts_test.yml
 	$(PYTHON) -m json.tool $(MONITORING)/grafana/inference-dashboard.json >/dev/null
 
 .PHONY: format
@@ -110,8 +125,8 @@ retrain: uv ## Train on new data, promote to staging if it passes the gates (DAT
 
 # Images: built from the repo root with Docker when its engine answers, else podman (installed
 # through apt when missing and running as root), each followed by build/<service>_build_metadata.json.
-# Override the repository name with INFERENCE_IMAGE=... (e.g. an ECR registry path), the tag with
-# TAG=..., the engine with DOCKER=docker|podman and the base with PYTHON_IMAGE=... (default
+# Override the repository name with IMAGE=... (e.g. an ECR registry path), the tag with TAG=...,
+# the engine with DOCKER=docker|podman and the base with PYTHON_IMAGE=... (default
 # python:3.11-slim, else a stand-in built once from Debian's mirror: infra/docker/python-base.sh).
 TAG ?= dev
 DOCKER ?=
@@ -124,16 +139,19 @@ BUILD_IMAGE = $(PYTHON) infra/docker/build_support.py build --tag '$(TAG)' --doc
   --python-image '$(PYTHON_IMAGE)'
 
 .PHONY: image-inference
-image-inference: ## Build the model-agnostic inference image (TAG, DOCKER, PYTHON_IMAGE) + build metadata
-	@$(BUILD_IMAGE) inference --image '$(INFERENCE_IMAGE)'
+image-inference: IMAGE = $(INFERENCE_IMAGE)
+image-inference: ## Build the model-agnostic inference image (IMAGE, TAG) + build/inference_build_metadata.json
+	@$(BUILD_IMAGE) inference --image '$(IMAGE)'
 
 .PHONY: image-trainer
-image-trainer: ## Build the SageMaker-compatible trainer image (TAG, DOCKER, PYTHON_IMAGE) + build metadata
-	@$(BUILD_IMAGE) trainer --image '$(TRAINER_IMAGE)'
+image-trainer: IMAGE = $(TRAINER_IMAGE)
+image-trainer: ## Build the SageMaker-compatible trainer image (IMAGE, TAG) + build/trainer_build_metadata.json
+	@$(BUILD_IMAGE) trainer --image '$(IMAGE)'
 
 .PHONY: image-local
+image-local: IMAGE = $(LOCAL_IMAGE)
 image-local: image-inference ## Inference image + the verified run RUN_DIR (default runs/artifacts/latest) baked in
-	@$(BUILD_IMAGE) local --image '$(LOCAL_IMAGE)' --inference-image '$(INFERENCE_IMAGE)' --run-dir '$(RUN_DIR)'
+	@$(BUILD_IMAGE) local --image '$(IMAGE)' --inference-image '$(INFERENCE_IMAGE)' --run-dir '$(RUN_DIR)'
 
 .PHONY: images-smoke
 images-smoke: ## Build the three images (tag smoke) and check them as running containers; prints wall time

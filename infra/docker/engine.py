@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ STAND_IN_BASE = "localhost/python:3.11-slim"
 # runc, slirp4netns for ports published on 127.0.0.1, debootstrap for the stand-in base.
 APT_PACKAGES = ("podman", "runc", "slirp4netns", "debootstrap")
 PULL_TIMEOUT = 120
+APT_ATTEMPTS = 3
 
 
 class EngineError(Exception):
@@ -155,11 +157,11 @@ def _answers(program: str) -> bool:
     return done.returncode == 0
 
 
-def _apt_install(packages: Sequence[str]) -> None:
+def _apt_install(packages: Sequence[str], missing: str) -> None:
+    """Install ``packages`` with apt-get when we are root on Debian/Ubuntu, else say how."""
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         raise EngineError(
-            "no container engine: start Docker, or install podman"
-            f" (as root on Debian/Ubuntu: apt-get install -y {' '.join(packages)})"
+            f"{missing} (as root on Debian/Ubuntu: apt-get install -y {' '.join(packages)})"
         )
     _say(f"installing {' '.join(packages)} with apt-get (once)")
     env = {**caller_environment(), "DEBIAN_FRONTEND": "noninteractive"}
@@ -167,10 +169,14 @@ def _apt_install(packages: Sequence[str]) -> None:
         ["apt-get", "update", "-qq"],
         ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
     ):
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
-        if done.returncode != 0:
-            lines = (done.stderr or done.stdout).strip().splitlines()
-            raise EngineError(f"{' '.join(argv[:2])} failed: {lines[-1] if lines else '?'}")
+        for attempt in range(1, APT_ATTEMPTS + 1):  # a mirror's hiccup should not fail CI
+            done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+            if done.returncode == 0:
+                break
+            if attempt == APT_ATTEMPTS:
+                lines = (done.stderr or done.stdout).strip().splitlines()
+                raise EngineError(f"{' '.join(argv[:2])} failed: {lines[-1] if lines else '?'}")
+            time.sleep(5 * attempt)
 
 
 def find_engine(requested: str | None = None) -> Engine:
@@ -184,12 +190,12 @@ def find_engine(requested: str | None = None) -> Engine:
                 " or leave DOCKER unset to build with podman"
             )
         if podman and shutil.which(requested) is None:
-            _apt_install(APT_PACKAGES)
+            _apt_install(APT_PACKAGES, f"{requested} not found")
         return Engine(requested, podman)
     if shutil.which("docker") and _answers("docker"):
         return Engine("docker", podman=False)
     if shutil.which("podman") is None:
-        _apt_install(APT_PACKAGES)
+        _apt_install(APT_PACKAGES, "no container engine: start Docker, or install podman")
     return Engine("podman", podman=True)
 
 
@@ -210,7 +216,7 @@ def python_base(engine: Engine, requested: str | None = None) -> str:
         return UPSTREAM_BASE
     _say(f"{UPSTREAM_BASE} cannot be pulled: building the stand-in {STAND_IN_BASE} (once)")
     if shutil.which("debootstrap") is None:
-        _apt_install(["debootstrap"])
+        _apt_install(["debootstrap"], "the stand-in base needs debootstrap")
     done = subprocess.run(
         ["bash", str(BASE_SCRIPT), STAND_IN_BASE],
         env={**engine.environment(), "DOCKER": engine.program},

@@ -10,8 +10,11 @@ Standard library only (python3.11); needs no virtualenv and no previous training
               read-only root filesystem: /ping, /predict = the manifest's examples, uid 10001,
               the image's HEALTHCHECK, SIGTERM stops it within the grace period; the same run as
               a MODEL_ARTIFACT_URI tarball; a wrong MODEL_SHA256 exits non-zero (integrity_error)
+              given no model at all it refuses to start (none is baked in)
   local       mlpipeline-local:smoke (that run baked in) serves it, and as uid 10001 cannot
               write its venv or its model; the runtime image carries no uv
+
+Each build's metadata must name the image ID the engine reports and the base image used.
 
 Each check prints one line; the first failure stops the run with its reason (exit 1). Containers
 are removed, and the scratch directory too unless a check failed. Wall time is printed last.
@@ -298,6 +301,22 @@ def check_inference(engine: Engine, run_dir: Path, work: Path) -> None:
     say(f"ok  a wrong MODEL_SHA256 exits {done.returncode} with integrity_error")
 
 
+def check_model_agnostic(engine: Engine) -> None:
+    done = engine.run(
+        "run", "--rm", *engine.network_flags(False), INFERENCE, check=False, timeout=STARTUP_SECONDS
+    )
+    check(done.returncode != 0, f"{INFERENCE} started with no model given: one is baked in")
+    check("model_source_error" in done.stdout + done.stderr, f"no model_source_error: {done}")
+    say(f"ok  {INFERENCE} carries no model: given none, it exits {done.returncode}")
+
+
+def check_metadata(engine: Engine, service: str, ref: str, base: str) -> None:
+    record = json.loads((ROOT / "build" / f"{service}_build_metadata.json").read_text())
+    check(record["image_ref"] == ref, f"{service} metadata names {record['image_ref']}")
+    check(record["image_id"] == engine.image_id(ref), f"{service} metadata: wrong image_id")
+    check(record["base_image"] == base and bool(record["base_image_id"]), f"{service}: base?")
+
+
 def check_local(engine: Engine, run_dir: Path) -> None:
     manifest = json.loads((run_dir / "manifest.json").read_text())
     with serving(engine, LOCAL) as container:
@@ -335,10 +354,13 @@ def main(argv: list[str] | None = None) -> int:
         for service, ref in (("inference", INFERENCE), ("trainer", TRAINER)):
             with step(f"build {ref} on {base}"):
                 build_image(engine, service, ref, base, log=logs / f"{service}.log")
+            check_metadata(engine, service, ref, base)
         run_dir = check_trainer(engine, work)
         check_inference(engine, run_dir, work)
+        check_model_agnostic(engine)
         with step(f"build {LOCAL} with that run baked in"):
             build_image(engine, "local", LOCAL, INFERENCE, run_dir=run_dir, log=logs / "local.log")
+        check_metadata(engine, "local", LOCAL, INFERENCE)
         check_local(engine, run_dir)
     except (SmokeFailure, EngineError, BuildError) as exc:
         say(f"FAIL {exc}")
