@@ -3,7 +3,7 @@
 Standard library only (python3.11); needs no virtualenv and no previous training run. In order:
 
   base        python:3.11-slim, or the stand-in (engine.py)
-  build       mlpipeline-inference:smoke and mlpipeline-trainer:smoke
+  build       mlpipeline-inference:smoke and mlpipeline-trainer:smoke, side by side
   trainer     `train` with SageMaker's /opt/ml layout and no network writes a run to model/ and
               exits 0; without its data channel it writes output/failure and exits non-zero
   inference   serves what the trainer trained, mounted read-only at /opt/ml/model, on a
@@ -35,6 +35,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -351,10 +352,16 @@ def main(argv: list[str] | None = None) -> int:
         say(f"images-smoke with {engine.name}; build logs in {logs.relative_to(ROOT)}/")
         with step("base image"):
             base = python_base(engine, args.python_image)
-        for service, ref in (("inference", INFERENCE), ("trainer", TRAINER)):
-            with step(f"build {ref} on {base}"):
-                build_image(engine, service, ref, base, log=logs / f"{service}.log")
-            check_metadata(engine, service, ref, base)
+        # Both at once: one waits on the package index while the other compiles.
+        with step(f"build {INFERENCE} and {TRAINER} on {base}"), ThreadPoolExecutor(2) as pool:
+            builds = [
+                pool.submit(build_image, engine, service, ref, base, log=logs / f"{service}.log")
+                for service, ref in (("inference", INFERENCE), ("trainer", TRAINER))
+            ]
+            for build in builds:
+                build.result()
+        check_metadata(engine, "inference", INFERENCE, base)
+        check_metadata(engine, "trainer", TRAINER, base)
         run_dir = check_trainer(engine, work)
         check_inference(engine, run_dir, work)
         check_model_agnostic(engine)
