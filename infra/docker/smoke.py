@@ -9,14 +9,13 @@ Standard library only (python3.11); needs no virtualenv and no previous training
   inference   serves what the trainer trained, mounted read-only at /opt/ml/model, on a
               read-only root filesystem: /ping, /predict = the manifest's examples, uid 10001,
               the image's HEALTHCHECK, SIGTERM stops it within the grace period; the same run as
-              a MODEL_ARTIFACT_URI tarball; a wrong MODEL_SHA256 exits non-zero (integrity_error)
+              a MODEL_ARTIFACT_URI tarball; a wrong MODEL_SHA256 exits non-zero (integrity_error);
               given no model at all it refuses to start (none is baked in)
   local       mlpipeline-local:smoke (that run baked in) serves it, and as uid 10001 cannot
               write its venv or its model; the runtime image carries no uv
 
-Each build's metadata must name the image ID the engine reports and the base image used.
-
-Each check prints one line; the first failure stops the run with its reason (exit 1). Containers
+Each build's metadata must name the image ID the engine reports and the base image used. Each
+check prints one line; the first failure stops the run with its reason (exit 1). Containers
 are removed, and the scratch directory too unless a check failed. Wall time is printed last.
 """
 
@@ -24,10 +23,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import http.client
 import json
 import math
 import random
 import shutil
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -105,34 +106,22 @@ def sagemaker_layout(base: Path, *, with_data: bool) -> Path:
     return base
 
 
+def train(engine: Engine, layout: Path) -> subprocess.CompletedProcess[str]:
+    """SageMaker's `docker run IMAGE train`, with the layout at /opt/ml and no network."""
+    flags = [*engine.network_flags(False), "-v", f"{layout}:/opt/ml"]
+    return engine.run("run", "--rm", *flags, TRAINER, "train", check=False)
+
+
 def check_trainer(engine: Engine, work: Path) -> Path:
     good = sagemaker_layout(work / "train-ok", with_data=True)
-    done = engine.run(
-        "run",
-        "--rm",
-        *engine.network_flags(False),
-        "-v",
-        f"{good}:/opt/ml",
-        TRAINER,
-        "train",
-        check=False,
-    )
+    done = train(engine, good)
     check(done.returncode == 0, f"trainer: train exited {done.returncode}: {_tail(done.stderr)}")
     check((good / "model/manifest.json").is_file(), "trainer: no manifest.json in /opt/ml/model")
     check(not (good / "output/failure").exists(), "trainer: output/failure written on success")
     say("ok  trainer: `train` with --network none wrote /opt/ml/model and exited 0")
 
     bad = sagemaker_layout(work / "train-no-data", with_data=False)
-    done = engine.run(
-        "run",
-        "--rm",
-        *engine.network_flags(False),
-        "-v",
-        f"{bad}:/opt/ml",
-        TRAINER,
-        "train",
-        check=False,
-    )
+    done = train(engine, bad)
     failure = bad / "output/failure"
     check(done.returncode != 0, "trainer: train without a data channel exited 0")
     check(failure.is_file() and failure.read_text().strip() != "", "trainer: no output/failure")
@@ -169,8 +158,8 @@ class Container:
             try:
                 if self.request("/ping")[0] == 200:
                     return
-            except (OSError, ValueError):
-                pass
+            except (OSError, ValueError, http.client.HTTPException):
+                pass  # not listening yet (slirp4netns may accept and drop the connection)
             if self.state("{{.State.Running}}") != "true":
                 raise SmokeFailure(f"{self.cid[:12]} exited: {_tail(self.logs())}")
             time.sleep(0.5)
@@ -213,6 +202,7 @@ def serving(engine: Engine, image: str, *run_args: str) -> Iterator[Container]:
 def check_examples(container: Container, manifest: dict[str, object], where: str) -> None:
     examples = manifest["examples"]
     assert isinstance(examples, list)
+    check(bool(examples), f"{where}: the manifest has no examples to check")
     for example in examples:
         status, answer = container.request("/predict", example["input"])
         check(status == 200, f"{where}: /predict answered {status}: {answer}")
@@ -250,8 +240,7 @@ for path in sys.argv[1:]:
 
 
 def cannot_write(container: Container, *paths: str) -> None:
-    script = WRITE_PROBE
-    code, output = container.exec("python", "-c", script, *paths)
+    code, output = container.exec("python", "-c", WRITE_PROBE, *paths)
     check(code == 0 and "WRITABLE" not in output, f"writable: {output}")
     say(f"ok  cannot write {', '.join(output.splitlines())}")
 
@@ -315,7 +304,10 @@ def check_metadata(engine: Engine, service: str, ref: str, base: str) -> None:
     record = json.loads((ROOT / "build" / f"{service}_build_metadata.json").read_text())
     check(record["image_ref"] == ref, f"{service} metadata names {record['image_ref']}")
     check(record["image_id"] == engine.image_id(ref), f"{service} metadata: wrong image_id")
-    check(record["base_image"] == base and bool(record["base_image_id"]), f"{service}: base?")
+    check(
+        record["base_image"] == base and bool(record["base_image_id"]),
+        f"{service} metadata: base_image {record['base_image']} (built on {base}) or no ID",
+    )
 
 
 def check_local(engine: Engine, run_dir: Path) -> None:
