@@ -9,7 +9,8 @@ the image's, so a TLS-inspecting proxy that only the host trusts does not break 
 The base image is python:3.11-slim when the engine has it or can pull it, else a stand-in built
 once by python-base.sh from Debian's mirror (localhost/python:3.11-slim).
 
-Expected failures raise EngineError: one line, no traceback.
+Expected failures raise EngineError: a short reason (a failed build adds its log's tail), no
+traceback.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
 CONTAINERS_CONF = HERE / "containers.conf"
 BASE_SCRIPT = HERE / "python-base.sh"
 UPSTREAM_BASE = "docker.io/library/python:3.11-slim"
@@ -37,7 +37,7 @@ APT_ATTEMPTS = 3
 
 
 class EngineError(Exception):
-    """An expected failure: reported as one line, no traceback."""
+    """An expected failure: reported without a traceback."""
 
 
 def _say(message: str) -> None:
