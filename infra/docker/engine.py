@@ -217,11 +217,13 @@ def python_base(engine: Engine, requested: str | None = None) -> str:
     _say(f"{UPSTREAM_BASE} cannot be pulled: building the stand-in {STAND_IN_BASE} (once)")
     if shutil.which("debootstrap") is None:
         _apt_install(["debootstrap"], "the stand-in base needs debootstrap")
-    done = subprocess.run(
-        ["bash", str(BASE_SCRIPT), STAND_IN_BASE],
-        env={**engine.environment(), "DOCKER": engine.program},
-        check=False,
-    )
-    if done.returncode != 0 or not engine.image_id(STAND_IN_BASE):
-        raise EngineError(f"could not build {STAND_IN_BASE} with {BASE_SCRIPT.name}")
-    return STAND_IN_BASE
+    for attempt in range(1, APT_ATTEMPTS + 1):  # debootstrap fetches ~100 packages: retry a hiccup
+        done = subprocess.run(
+            ["bash", str(BASE_SCRIPT), STAND_IN_BASE],
+            env={**engine.environment(), "DOCKER": engine.program},
+            check=False,
+        )
+        if done.returncode == 0 and engine.image_id(STAND_IN_BASE):
+            return STAND_IN_BASE
+        _say(f"{BASE_SCRIPT.name} failed (attempt {attempt} of {APT_ATTEMPTS})")
+    raise EngineError(f"could not build {STAND_IN_BASE} with {BASE_SCRIPT.name}")
