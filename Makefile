@@ -55,8 +55,8 @@ promtool: ## Get promtool when it is missing: from Debian's prometheus package i
 	  command -v apt-get >/dev/null || { echo "promtool not found: install Prometheus's promtool (brew install prometheus, or its release tarball) and retry" >&2; exit 1; }; \
 	  echo "promtool not found: taking it from Debian's prometheus package into .tools/bin (apt-get download)" >&2; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq; fi; \
-	  scratch=$$(mktemp -d); trap 'rm -rf "$$scratch"' EXIT; chmod 755 "$$scratch"; \
-	  (cd "$$scratch" && apt-get download -qq prometheus >/dev/null) || { \
+	  scratch=$$(mktemp -d); trap 'rm -rf "$$scratch"' EXIT; \
+	  (cd "$$scratch" && apt-get download -qq -o APT::Sandbox::User=root prometheus >/dev/null) || { \
 	    echo "promtool not found and apt-get download prometheus failed: as root, apt-get install -y prometheus" >&2; exit 1; }; \
 	  dpkg-deb --fsys-tarfile "$$scratch"/prometheus_*.deb | tar -x -C "$$scratch" ./usr/bin/promtool; \
 	  mkdir -p $(TOOLS)/bin && mv "$$scratch/usr/bin/promtool" $(TOOLS)/bin/promtool; \
