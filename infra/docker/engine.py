@@ -6,8 +6,9 @@ containers.conf beside this file): chroot isolation, Docker image format (OCI wo
 HEALTHCHECK), runc, cgroupfs, a file event log. Builds get the host's CA bundle mounted over
 the image's, so a TLS-inspecting proxy that only the host trusts does not break pip or uv.
 
-The base image is python:3.11-slim when the engine has it or can pull it, else a stand-in built
-once by python-base.sh from Debian's mirror (localhost/python:3.11-slim).
+The base image is python:3.11-slim when the engine has it; else the stand-in
+(localhost/python:3.11-slim) when it was built before; else python:3.11-slim when it can be
+pulled; else the stand-in, built now by python-base.sh from Debian's mirror.
 
 Expected failures raise EngineError: a short reason (a failed build adds its log's tail), no
 traceback.
@@ -200,8 +201,8 @@ def find_engine(requested: str | None = None) -> Engine:
 
 
 def python_base(engine: Engine, requested: str | None = None) -> str:
-    """The base image for the Dockerfiles' PYTHON_IMAGE: ``requested`` if given, else
-    python:3.11-slim when present or pullable, else the stand-in (built once)."""
+    """The base image for the Dockerfiles' PYTHON_IMAGE: ``requested`` if given, else as the
+    module docstring says (a pull is tried only when neither base is present)."""
     if requested:
         return requested
     if engine.image_id(UPSTREAM_BASE):
