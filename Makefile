@@ -8,7 +8,6 @@ MAKEFLAGS += --no-print-directory
 
 ROOT := $(abspath .)
 PACKAGES := libs/artifact-contract services/trainer services/inference
-UV_VERSION := 0.13.8
 TOOLS := $(ROOT)/.tools
 PYTHON ?= python3.11
 # uv from PATH when there is one, else a repo-local copy installed from PyPI into .tools/.
@@ -25,8 +24,9 @@ help: ## Show this help
 .PHONY: uv
 uv: ## Install uv into .tools/ when it is not on PATH (needs only python3.11)
 	@if [ ! -x "$(UV)" ]; then \
-	  echo "uv not found: installing uv==$(UV_VERSION) into .tools/" >&2; \
-	  $(PYTHON) -m venv $(TOOLS) && $(TOOLS)/bin/python -m pip install --quiet uv==$(UV_VERSION); \
+	  echo "uv not found: installing it into .tools/ from infra/tools/requirements-uv.lock" >&2; \
+	  $(PYTHON) -m venv $(TOOLS) && $(TOOLS)/bin/python -m pip install --quiet --require-hashes \
+	    -r $(ROOT)/infra/tools/requirements-uv.lock; \
 	fi
 
 .PHONY: setup
@@ -46,12 +46,27 @@ lint-infra: uv ## hadolint every Dockerfile; workflow + compose schemas; zizmor 
 	@$(MAKE) -C infra/tools lint
 
 MONITORING := infra/monitoring
+# promtool from PATH, else a repo-local copy that `make promtool` takes out of Debian's package.
+PROMTOOL ?= $(shell command -v promtool 2>/dev/null || echo $(TOOLS)/bin/promtool)
+
+.PHONY: promtool
+promtool: ## Get promtool when it is missing: from Debian's prometheus package into .tools/ (apt)
+	@if [ ! -x "$(PROMTOOL)" ]; then \
+	  command -v apt-get >/dev/null || { echo "promtool not found: install Prometheus's promtool (brew install prometheus, or its release tarball) and retry" >&2; exit 1; }; \
+	  echo "promtool not found: taking it from Debian's prometheus package into .tools/bin (apt-get download)" >&2; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq; fi; \
+	  scratch=$$(mktemp -d); trap 'rm -rf "$$scratch"' EXIT; \
+	  (cd "$$scratch" && apt-get download -qq -o APT::Sandbox::User=root prometheus >/dev/null) || { \
+	    echo "promtool not found and apt-get download prometheus failed: as root, apt-get install -y prometheus" >&2; exit 1; }; \
+	  dpkg-deb --fsys-tarfile "$$scratch"/prometheus_*.deb | tar -x -C "$$scratch" ./usr/bin/promtool; \
+	  mkdir -p $(TOOLS)/bin && mv "$$scratch/usr/bin/promtool" $(TOOLS)/bin/promtool; \
+	fi
+
 .PHONY: lint-monitoring
-lint-monitoring: ## promtool: check the alert/recording rules and scrape config, run the alert unit tests
-	@command -v promtool >/dev/null || { echo "promtool not found: apt-get install -y prometheus (Debian/Ubuntu), or brew install prometheus" >&2; exit 1; }
-	promtool check rules $(MONITORING)/rules/*.yml
-	promtool check config $(MONITORING)/prometheus.yml
-	promtool test rules $(MONITORING)/tests/alerts_test.yml
+lint-monitoring: promtool ## promtool: check the alert/recording rules and scrape config, run the alert unit tests
+	$(PROMTOOL) check rules $(MONITORING)/rules/*.yml
+	$(PROMTOOL) check config $(MONITORING)/prometheus.yml
+	$(PROMTOOL) test rules $(MONITORING)/tests/alerts_test.yml
 	$(PYTHON) -m json.tool $(MONITORING)/grafana/inference-dashboard.json >/dev/null
 
 .PHONY: format
@@ -108,49 +123,39 @@ rollback: uv ## Restore the previous deployment reference and registry alias (TA
 retrain: uv ## Train on new data, promote to staging if it passes the gates (DATA_URI=...)
 	@$(MAKE) -C services/trainer retrain
 
-# Images: docker builds from the repo root, each followed by build/<service>_build_metadata.json.
-# Override the repository name with IMAGE=... (e.g. an ECR registry path) and the tag with TAG=...
+# Images: built from the repo root with Docker when its engine answers, else podman (installed
+# through apt when missing and running as root), each followed by build/<service>_build_metadata.json.
+# Override the repository name with IMAGE=... (e.g. an ECR registry path), the tag with TAG=...,
+# the engine with DOCKER=docker|podman and the base with PYTHON_IMAGE=... (default
+# python:3.11-slim, else a stand-in built once from Debian's mirror: infra/docker/python-base.sh).
 TAG ?= dev
-DOCKER ?= docker
+DOCKER ?=
+PYTHON_IMAGE ?=
 INFERENCE_IMAGE ?= mlpipeline-inference
 TRAINER_IMAGE ?= mlpipeline-trainer
 LOCAL_IMAGE ?= mlpipeline-local
 RUN_DIR ?= runs/artifacts/latest
-BUILD_SUPPORT := $(PYTHON) infra/docker/build_support.py
-# The docker client alone is not enough: with no engine answering `docker info`, stop with one
-# line (make's $(error)). `make -n` skips the check, so it prints the build on any machine.
-DRY_RUN = $(findstring n,$(firstword -$(MAKEFLAGS)))
-DOCKER_ENGINE = $(if $(DRY_RUN),,$(if $(shell $(DOCKER) info >/dev/null 2>&1 && echo up),,$(error \
-  $@: no Docker engine answers ($(DOCKER) info failed); start Docker or build in CI, then retry)))
+BUILD_IMAGE = $(PYTHON) infra/docker/build_support.py build --tag '$(TAG)' --docker '$(DOCKER)' \
+  --python-image '$(PYTHON_IMAGE)'
 
 .PHONY: image-inference
 image-inference: IMAGE = $(INFERENCE_IMAGE)
 image-inference: ## Build the model-agnostic inference image (IMAGE, TAG) + build/inference_build_metadata.json
-	$(DOCKER_ENGINE)
-	$(DOCKER) build -f services/inference/Dockerfile -t $(IMAGE):$(TAG) .
-	@$(BUILD_SUPPORT) metadata --service inference --image $(IMAGE) --tag $(TAG) --docker $(DOCKER) \
-	  --dockerfile services/inference/Dockerfile --lockfile services/inference/requirements.lock \
-	  --out build/inference_build_metadata.json
+	@$(BUILD_IMAGE) inference --image '$(IMAGE)'
 
 .PHONY: image-trainer
 image-trainer: IMAGE = $(TRAINER_IMAGE)
 image-trainer: ## Build the SageMaker-compatible trainer image (IMAGE, TAG) + build/trainer_build_metadata.json
-	$(DOCKER_ENGINE)
-	$(DOCKER) build -f services/trainer/Dockerfile -t $(IMAGE):$(TAG) .
-	@$(BUILD_SUPPORT) metadata --service trainer --image $(IMAGE) --tag $(TAG) --docker $(DOCKER) \
-	  --dockerfile services/trainer/Dockerfile --lockfile services/trainer/requirements.lock \
-	  --out build/trainer_build_metadata.json
+	@$(BUILD_IMAGE) trainer --image '$(IMAGE)'
 
 .PHONY: image-local
 image-local: IMAGE = $(LOCAL_IMAGE)
 image-local: image-inference ## Inference image + the verified run RUN_DIR (default runs/artifacts/latest) baked in
-	$(DOCKER_ENGINE)
-	sha=$$($(BUILD_SUPPORT) stage-model $(RUN_DIR) build/local-model); \
-	$(DOCKER) build -f infra/docker/Dockerfile.local --build-arg INFERENCE_IMAGE=$(INFERENCE_IMAGE):$(TAG) \
-	  --build-arg RUN_DIR=build/local-model --build-arg MODEL_SHA256=$$sha -t $(IMAGE):$(TAG) .
-	@$(BUILD_SUPPORT) metadata --service local --image $(IMAGE) --tag $(TAG) --docker $(DOCKER) \
-	  --dockerfile infra/docker/Dockerfile.local --lockfile services/inference/requirements.lock \
-	  --manifest build/local-model/manifest.json --out build/local_build_metadata.json
+	@$(BUILD_IMAGE) local --image '$(IMAGE)' --inference-image '$(INFERENCE_IMAGE)' --run-dir '$(RUN_DIR)'
+
+.PHONY: images-smoke
+images-smoke: ## Build the three images (tag smoke) and check them as running containers; prints wall time
+	@$(PYTHON) infra/docker/smoke.py --docker '$(DOCKER)' --python-image '$(PYTHON_IMAGE)'
 
 .PHONY: clean
 clean: ## Remove virtualenvs, caches and build output (keeps runs/)

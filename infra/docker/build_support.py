@@ -1,6 +1,7 @@
 """Helpers for the root Makefile's image targets (standard library only, run with python3.11).
 
-  metadata     write build/<service>_build_metadata.json after a `docker build`
+  build        build one image (inference, trainer, local) with the engine and base image
+               engine.py picks, then write build/<service>_build_metadata.json
   stage-model  verify a run directory and copy it (symlinks resolved) into the build context,
                printing its manifest digest, for infra/docker/Dockerfile.local
   check-context  with Docker's own .dockerignore matcher (docker-py's copy of moby's), check
@@ -20,7 +21,10 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+
+from engine import Engine, EngineError, find_engine, python_base
 
 ROOT = Path(__file__).resolve().parents[2]
 # Paths the build context must carry (besides every COPY source) and must never carry.
@@ -60,49 +64,111 @@ def _sha256(path: Path) -> str:
         raise BuildError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _image_id(docker: str, ref: str) -> str | None:
-    try:
-        out = subprocess.run(
-            [docker, "image", "inspect", "--format", "{{.Id}}", ref],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip() or None
+@dataclass(frozen=True)
+class Recipe:
+    dockerfile: str
+    lockfile: str  # the lockfile whose pins the image's venv holds
 
 
-def metadata(args: argparse.Namespace) -> None:
-    lockfile = Path(args.lockfile)
+RECIPES = {
+    "inference": Recipe("services/inference/Dockerfile", "services/inference/requirements.lock"),
+    "trainer": Recipe("services/trainer/Dockerfile", "services/trainer/requirements.lock"),
+    "local": Recipe("infra/docker/Dockerfile.local", "services/inference/requirements.lock"),
+}
+LOCAL_MODEL = "build/local-model"  # where `local` stages its run directory (the build context)
+
+
+def build_image(
+    engine: Engine,
+    service: str,
+    ref: str,
+    base: str,
+    *,
+    run_dir: Path | None = None,
+    log: Path | None = None,
+) -> dict[str, object]:
+    """Build ``ref`` from the service's Dockerfile and write its build metadata. For ``local``,
+    ``base`` is the inference image and ``run_dir`` the run directory baked into it."""
+    recipe = RECIPES[service]
+    args = ["--build-arg", f"PYTHON_IMAGE={base}"]
+    manifest = None
+    if service == "local":
+        if run_dir is None:
+            raise BuildError("the local image needs a run directory (RUN_DIR=...)")
+        sha256 = _stage(run_dir, ROOT / LOCAL_MODEL)
+        manifest = ROOT / LOCAL_MODEL / "manifest.json"
+        args = ["--build-arg", f"INFERENCE_IMAGE={base}", "--build-arg", f"RUN_DIR={LOCAL_MODEL}"]
+        args += ["--build-arg", f"MODEL_SHA256={sha256}"]
+    engine.run(
+        "build",
+        "-f",
+        recipe.dockerfile,
+        *engine.build_flags(),
+        *args,
+        "-t",
+        ref,
+        str(ROOT),
+        capture=False,
+        log=log,
+    )
+    image_id = engine.image_id(ref)
+    if image_id is None:
+        raise BuildError(f"{engine.name} built {ref} but cannot inspect it")
+    image, _, tag = ref.rpartition(":")
     record: dict[str, object] = {
-        "service": args.service,
-        "image": args.image,
-        "tag": args.tag,
-        "image_ref": f"{args.image}:{args.tag}",
-        "image_id": _image_id(args.docker, f"{args.image}:{args.tag}"),
-        "dockerfile": args.dockerfile,
+        "service": service,
+        "image": image,
+        "tag": tag,
+        "image_ref": ref,
+        "image_id": image_id,
+        "engine": engine.name,
+        "base_image": base,
+        "base_image_id": engine.image_id(base),
+        "dockerfile": recipe.dockerfile,
         "git_sha": _git("rev-parse", "HEAD"),
         "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
-        "lockfile": args.lockfile,
-        "lockfile_sha256": _sha256(ROOT / lockfile if not lockfile.is_absolute() else lockfile),
+        "lockfile": recipe.lockfile,
+        "lockfile_sha256": _sha256(ROOT / recipe.lockfile),
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
     }
-    if args.manifest:
-        record["manifest_sha256"] = _sha256(Path(args.manifest))
-    out = Path(args.out)
+    if manifest is not None:
+        record["manifest_sha256"] = _sha256(manifest)
+    out = ROOT / "build" / f"{service}_build_metadata.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     tmp.replace(out)
-    sys.stdout.write(f"wrote {out}\n")
+    return record
+
+
+def build(args: argparse.Namespace) -> None:
+    engine = find_engine(args.docker)
+    ref = f"{args.image}:{args.tag}"
+    if args.service == "local":
+        base = f"{args.inference_image}:{args.tag}"
+        if engine.image_id(base) is None:
+            raise BuildError(
+                f"no image {base}: build it first (make image-inference TAG={args.tag})"
+            )
+    else:
+        base = python_base(engine, args.python_image)
+    run_dir = Path(args.run_dir) if args.run_dir else None
+    record = build_image(engine, args.service, ref, base, run_dir=run_dir)
+    sys.stdout.write(
+        f"built {ref} ({record['image_id']}) with {engine.name} on {base};"
+        f" wrote build/{args.service}_build_metadata.json\n"
+    )
 
 
 def stage_model(args: argparse.Namespace) -> None:
+    sys.stdout.write(_stage(Path(args.run_dir), Path(args.dest)) + "\n")
+
+
+def _stage(source: Path, dest: Path) -> str:
+    """Verify a run directory, copy it to ``dest`` (links resolved); its manifest digest."""
     sys.path.insert(0, str(ROOT / "libs" / "artifact-contract" / "src"))
     from artifact_contract import ContractError, verify_run_dir
 
-    source = Path(args.run_dir)
     if not (source / "manifest.json").is_file():
         raise BuildError(f"no run directory at {source} (make train first, or pass RUN_DIR=...)")
     resolved = source.resolve()
@@ -110,12 +176,11 @@ def stage_model(args: argparse.Namespace) -> None:
         verify_run_dir(resolved)
     except ContractError as exc:
         raise BuildError(f"{source} is not a valid run directory: {exc}") from None
-    dest = Path(args.dest)
     shutil.rmtree(dest, ignore_errors=True)
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(resolved, dest, symlinks=False)
     verify_run_dir(dest)
-    sys.stdout.write(_sha256(dest / "manifest.json") + "\n")
+    return _sha256(dest / "manifest.json")
 
 
 def copy_sources(dockerfile: Path) -> list[str]:
@@ -165,16 +230,17 @@ def check_context(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    meta = sub.add_parser("metadata", help="write the build metadata JSON")
-    meta.add_argument("--service", required=True)
-    meta.add_argument("--image", required=True)
-    meta.add_argument("--tag", required=True)
-    meta.add_argument("--dockerfile", required=True)
-    meta.add_argument("--lockfile", required=True)
-    meta.add_argument("--manifest", help="manifest.json of a baked model (image-local)")
-    meta.add_argument("--docker", default="docker")
-    meta.add_argument("--out", required=True)
-    meta.set_defaults(func=metadata)
+    image = sub.add_parser("build", help="build one image and write its build metadata")
+    image.add_argument("service", choices=sorted(RECIPES))
+    image.add_argument("--image", required=True, help="repository name, e.g. mlpipeline-inference")
+    image.add_argument("--tag", required=True)
+    image.add_argument(
+        "--docker", help="engine program (default: docker if it answers, else podman)"
+    )
+    image.add_argument("--python-image", help="base image (default: python:3.11-slim or stand-in)")
+    image.add_argument("--inference-image", default="mlpipeline-inference", help="for local")
+    image.add_argument("--run-dir", help="for local: the run directory to bake in")
+    image.set_defaults(func=build)
     stage = sub.add_parser("stage-model", help="verify and copy a run directory")
     stage.add_argument("run_dir")
     stage.add_argument("dest")
@@ -185,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except BuildError as exc:
+    except (BuildError, EngineError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,19 @@ def test_sagemaker_model_dir_is_used_only_when_nothing_else_names_a_model(tmp_pa
     assert explicit.model_dir == Path("/x")
     with_uri = Settings.from_env({"MODEL_ARTIFACT_URI": "/y"}, sagemaker_model_dir=tmp_path)
     assert with_uri.model_dir == DEFAULT_MODEL_DIR
+
+
+def test_the_cache_dir_is_named_without_probing_for_a_writable_temp_dir(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # On a read-only root filesystem no temporary directory is usable: settings must not ask.
+    def no_temp_dir() -> str:
+        raise FileNotFoundError("No usable temporary directory found")
+
+    monkeypatch.setattr(tempfile, "gettempdir", no_temp_dir)
+    assert Settings.from_env({}).model_cache_dir == Path("/tmp/mlpipeline-inference")
+    from_tmpdir = Settings.from_env({"TMPDIR": "/scratch"}).model_cache_dir
+    assert from_tmpdir == Path("/scratch/mlpipeline-inference")
 
 
 @pytest.mark.parametrize(

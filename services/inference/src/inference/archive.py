@@ -108,8 +108,12 @@ def extract_tarball(archive: Path, target: Path, max_bytes: int) -> None:
                     raise UnsafeArchiveError(
                         f"archive {archive.name} has more than {MAX_MEMBERS} members"
                     )
-            # The "data" filter re-checks what we checked above; belt and braces.
-            tar.extractall(target, members=members, filter="data")
+            # The "data" filter re-checks what we checked above; belt and braces. It exists from
+            # Python 3.11.4 (PEP 706): Debian 12's python3.11 (3.11.2) extracts without it.
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(target, members=members, filter="data")
+            else:
+                tar.extractall(target, members=members)
     except tarfile.TarError as exc:
         raise UnsafeArchiveError(
             f"archive {archive.name} is not a readable tar archive ({exc})"

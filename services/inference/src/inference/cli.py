@@ -25,7 +25,7 @@ from types import FrameType
 
 from inference.errors import ConfigurationError, StartupRefusal
 from inference.logs import configure_logging, log_event
-from inference.settings import Settings, apply_process_environment
+from inference.settings import SHM, Settings, apply_process_environment
 
 REFUSED = 2
 
@@ -139,7 +139,8 @@ def _prepare_metrics_dir(settings: Settings) -> tuple[Path, bool]:
     """prometheus_client's multiprocess directory: ours (temporary) unless one is configured,
     and empty at start (samples of an earlier run would be counted again)."""
     if settings.metrics_dir is None:
-        return Path(tempfile.mkdtemp(prefix="inference-metrics-")), True
+        scratch = SHM if SHM.is_dir() else None  # else the temporary directory
+        return Path(tempfile.mkdtemp(prefix="inference-metrics-", dir=scratch)), True
     settings.metrics_dir.mkdir(parents=True, exist_ok=True)
     for stale in settings.metrics_dir.glob("*.db"):
         stale.unlink()

@@ -17,11 +17,9 @@ from inference.app import record_refused_request
 from inference.logs import JsonFormatter, StdoutHandler
 from inference.metrics import mark_worker_dead
 from inference.refusals import Rejection
-from inference.settings import Settings
+from inference.settings import SHM, Settings
 from inference.state import EXTENSION
 from inference.worker import BufferingWorker, Limits
-
-SHM = Path("/dev/shm")
 
 
 def bind_address(settings: Settings) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,9 @@ from inference.errors import ConfigurationError
 DEFAULT_MODEL_DIR = Path("runs/artifacts/latest")
 # SageMaker unpacks ModelDataUrl here; used when nothing else names a model.
 SAGEMAKER_MODEL_DIR = Path("/opt/ml/model")
+# A tmpfs in every container, even on a read-only root filesystem; scratch files go here when
+# it exists (gunicorn's worker heartbeats, prometheus_client's multiprocess files).
+SHM = Path("/dev/shm")
 MIB = 1024 * 1024
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -25,7 +27,9 @@ class Settings:
     model_artifact_uri: str | None = None
     model_dir: Path = DEFAULT_MODEL_DIR
     model_sha256: str | None = None
-    model_cache_dir: Path = Path(tempfile.gettempdir()) / "mlpipeline-inference"
+    # Named, not probed (tempfile.gettempdir() fails where no temporary directory is writable,
+    # as on a read-only root filesystem): only a MODEL_ARTIFACT_URI fetch creates it.
+    model_cache_dir: Path = Path("/tmp/mlpipeline-inference")
     max_archive_bytes: int = 2048 * MIB
     max_inflated_bytes: int = 1024 * MIB  # what model.skops's members may inflate to
     max_batch_rows: int = 10_000
@@ -89,7 +93,9 @@ class Settings:
             model_artifact_uri=uri,
             model_dir=model_dir,
             model_sha256=None if sha256 is None else sha256.lower(),
-            model_cache_dir=Path(cache_dir) if cache_dir else defaults.model_cache_dir,
+            model_cache_dir=Path(
+                cache_dir or Path(text("TMPDIR") or "/tmp") / defaults.model_cache_dir.name
+            ),
             max_archive_bytes=_integer(env, "MODEL_MAX_ARCHIVE_BYTES", defaults.max_archive_bytes),
             max_inflated_bytes=_integer(
                 env, "MODEL_MAX_INFLATED_BYTES", defaults.max_inflated_bytes
