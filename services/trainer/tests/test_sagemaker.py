@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from artifact_contract import IntegrityError, read_manifest, verify_run_dir
 
-from trainer import data, sagemaker
-from trainer.sagemaker import Layout, SageMakerError, hyperparameter_flags
+from trainer.sagemaker import container as sagemaker
+from trainer.sagemaker.container import Layout, SageMakerError, hyperparameter_flags
 from trainer.settings import Settings
+from trainer.training import data
 
 TRAIN = Path(sys.executable).with_name("train")
 

@@ -20,8 +20,8 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "train",
         help="train one model into <output-dir>/runs/vNNN and track it in MLflow",
-        description="Train, evaluate, gate, track and register in MLflow, publish a versioned "
-        "run directory. Exit codes: 0 ok, 1 error, 2 bad command line, 3 quality gate failed.",
+        description="Train, evaluate, gate, track and register in MLflow, publish a run "
+        "directory. Exit codes: 0 ok, 1 error, 2 bad command line, 3 quality gate failed.",
     )
     add_arguments(parser)
     parser.set_defaults(handler=run)

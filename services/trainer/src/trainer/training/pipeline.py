@@ -77,9 +77,6 @@ def _train(
         dataset = data.load(config.data_uri)
     else:
         dataset = data.synthetic(config.samples, config.seed)
-    _log.info(
-        "data: %d rows from %s (sha256 %s)", dataset.rows, dataset.source, dataset.sha256[:12]
-    )
     frame, table = schema.prepare(
         dataset.frame,
         source=dataset.source,
@@ -90,6 +87,9 @@ def _train(
         holdout_fraction=config.holdout_fraction,
     )
     kind = config.model.resolved_kind(table.task)
+    _log.info(
+        "data: %d rows from %s (sha256 %s)", dataset.rows, dataset.source, dataset.sha256[:12]
+    )
     _log.info(
         "task: %s of %r (%s), model %s; %d feature(s): %s%s",
         table.task,

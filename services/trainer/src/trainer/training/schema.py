@@ -97,7 +97,10 @@ def prepare(
     schema = TableSchema(
         features=tuple(columns), target=target, task=task, classes=classes, dropped_rows=dropped
     )
-    return pd.DataFrame(values), schema
+    # Column labels as plain Python strings (pandas 3 would make an arrow-string index, whose
+    # comparison with a range MLflow's input-example writer trips over).
+    prepared = pd.DataFrame(values)
+    return prepared.set_axis(pd.Index(list(values), dtype=object), axis=1), schema
 
 
 def _require_columns(source: str, names: list[str], wanted: list[str], flag: str) -> None:
@@ -112,7 +115,15 @@ def _require_columns(source: str, names: list[str], wanted: list[str], flag: str
 def _infer_task(series: pd.Series[Any]) -> str:
     if pd.api.types.is_bool_dtype(series) or _all_bool(series):
         return "classification"
-    return "regression" if pd.api.types.is_numeric_dtype(series) else "classification"
+    if pd.api.types.is_numeric_dtype(series) or _mostly_numbers(series):
+        # Mostly numbers with a stray string: regression, whose check names the string.
+        return "regression"
+    return "classification"
+
+
+def _mostly_numbers(series: pd.Series[Any]) -> bool:
+    present = series.dropna()
+    return len(present) > 0 and bool(pd.to_numeric(present, errors="coerce").notna().mean() >= 0.9)
 
 
 def _target(
@@ -214,8 +225,8 @@ def _categorical(
 ) -> tuple[Column, pd.Series[Any]]:
     present = series.dropna()
     numeric = pd.to_numeric(present, errors="coerce")
-    if numeric.notna().mean() >= 0.9:
-        # Mostly numbers with a few stray strings ("n/a", "?"): a dirty numeric column.
+    if _mostly_numbers(series):
+        # A few stray strings ("n/a", "?") in a numeric column.
         stray = present[numeric.isna()]
         row = int(np.flatnonzero(series.index == stray.index[0])[0]) + 1
         raise DataError(

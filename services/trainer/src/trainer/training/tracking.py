@@ -10,7 +10,7 @@ A run records: params (seed, model hyper-parameters, task, target), metrics (lin
 logged model and the dataset), provenance and schema tags, the training data as a dataset input
 (digest = the start of the data's sha256, the full one in a tag), and the run directory as an
 MLflow 3 logged model (its MLmodel carries the signature and input example). The registered
-model version points at that logged model (``models:/<model_id>``).
+model version points at that logged model's location, and the logged model lists it.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import contextlib
 import json
 import logging
 import time
-import warnings
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +37,7 @@ from trainer.errors import TrackingError
 ARTIFACT_PATH = "model"
 # MLflow stores a dataset digest in a 36-character column.
 DATASET_DIGEST_CHARS = 32
+MODEL_VERSIONS_TAG = "mlflow.modelVersions"
 _log = logging.getLogger(__name__)
 
 
@@ -214,12 +215,17 @@ def _track(
                 raise
         registered = client.create_model_version(
             registered_model_name,
-            source=f"models:/{model.model_id}",
+            # The logged model's location: MLflow's SQL registry would resolve a models:/<id>
+            # source through the process-wide tracking URI, not this client's.
+            source=model.artifact_location,
             run_id=run_id,
             tags=tags,
             description=f"{manifest.model_version} (manifest sha256 {manifest_sha256})",
             model_id=model.model_id,
         )
+        # What mlflow.register_model records: the logged model lists its registered versions.
+        link = [{"name": registered_model_name, "version": str(registered.version)}]
+        client.set_logged_model_tags(model.model_id, {MODEL_VERSIONS_TAG: json.dumps(link)})
         client.set_terminated(run_id, "FINISHED")
         finished = True
     finally:
@@ -244,12 +250,18 @@ def _dataset(manifest: Manifest, frame: pd.DataFrame) -> Any:
     name = Path(urlparse(source).path).name or "synthetic"
     digest = manifest.data.sha256[:DATASET_DIGEST_CHARS]
     target = str(manifest.output["name"])
-    try:
-        return from_pandas(frame, source=source, targets=target, name=name, digest=digest)
-    except MlflowException:
-        # A source MLflow has no resolver for (the synthetic set): say where it came from.
-        origin = CodeDatasetSource({"mlflow.source.name": source})
-        return from_pandas(frame, source=origin, targets=target, name="synthetic", digest=digest)
+    with warnings.catch_warnings():
+        # MLflow's hint about integer columns and missing values concerns its own schema
+        # inference; the model's signature is built from our schema (signature.py).
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            return from_pandas(frame, source=source, targets=target, name=name, digest=digest)
+        except MlflowException:
+            # A source MLflow has no resolver for (the synthetic set): say where it came from.
+            origin = CodeDatasetSource({"mlflow.source.name": source})
+            return from_pandas(
+                frame, source=origin, targets=target, name="synthetic", digest=digest
+            )
 
 
 def _mark_failed(client: Any, run_id: str) -> None:

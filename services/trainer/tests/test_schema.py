@@ -1,0 +1,82 @@
+"""Column types, the task, and which rows and columns are used, inferred from a parsed file."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trainer.errors import DataError
+from trainer.training.schema import prepare
+
+CSV = "\n".join(
+    [
+        "sqft,rooms,city,garden,id,price,sold",
+        *[
+            f"{1000 + 37 * i % 900},{1 + i % 5},{('Lyon', 'Paris', 'Nice')[i % 3]},"
+            f"{('True', 'False')[i % 2]},h{i},{100000 + 997 * i},{('yes', 'no')[i % 2]}"
+            for i in range(60)
+        ],
+    ]
+)
+
+
+def _frame(edit: str = "") -> pd.DataFrame:
+    frame = pd.read_csv(io.StringIO(CSV))
+    if edit == "blanks":
+        frame = frame.astype({"sqft": "float64", "city": object, "garden": object})
+        frame.loc[::7, "sqft"] = np.nan
+        frame.loc[::9, "city"] = np.nan
+        frame.loc[::11, "garden"] = np.nan
+        frame.loc[[3, 4], "price"] = np.nan
+    return frame
+
+
+def test_types_task_and_columns_are_inferred() -> None:
+    frame, schema = prepare(_frame(), source="h.csv", target="price", drop=("id", "sold"))
+    assert schema.task == "regression" and schema.classes == ()
+    assert [(c.name, c.type, c.nullable) for c in schema.features] == [
+        ("sqft", "integer", False),
+        ("rooms", "integer", False),
+        ("city", "categorical", False),
+        ("garden", "boolean", False),
+    ]
+    assert list(frame.columns) == ["sqft", "rooms", "city", "garden", "price"]
+    assert frame["price"].dtype == "float64"
+    assert set(frame["city"]) == {"Lyon", "Paris", "Nice"}
+
+
+def test_missing_values_make_features_nullable_and_drop_rows_without_a_target() -> None:
+    frame, schema = prepare(_frame("blanks"), source="h.csv", target="price", drop=("id", "sold"))
+    assert schema.dropped_rows == 2 and len(frame) == 58
+    types = {c.name: (c.type, c.nullable) for c in schema.features}
+    # An integer column with blanks is read as floats: it is a (nullable) number.
+    assert types == {
+        "sqft": ("number", True),
+        "rooms": ("integer", False),
+        "city": ("categorical", True),
+        "garden": ("boolean", True),
+    }
+    assert frame["city"].isna().sum() > 0 and frame["garden"].isna().sum() > 0
+
+
+def test_string_and_boolean_targets_are_classification_with_sorted_classes() -> None:
+    _, schema = prepare(_frame(), source="h.csv", target="sold", features=("sqft", "city"))
+    assert schema.task == "classification" and schema.classes == ("no", "yes")
+    _, schema = prepare(_frame(), source="h.csv", target="garden", features=("sqft", "rooms"))
+    assert schema.task == "classification" and schema.classes == (False, True)
+
+
+def test_task_flag_overrides_the_inference_for_integer_labels() -> None:
+    _, schema = prepare(
+        _frame(), source="h.csv", target="rooms", features=("sqft",), task="classification"
+    )
+    assert schema.classes == (1, 2, 3, 4, 5)
+    assert all(type(label) is int for label in schema.classes)
+
+
+def test_the_target_cannot_also_be_a_feature() -> None:
+    with pytest.raises(DataError, match="the target 'price' cannot also be a feature"):
+        prepare(_frame(), source="h.csv", target="price", features=("price", "sqft"))
