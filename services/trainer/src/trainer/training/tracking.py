@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import time
 import urllib.error
 import urllib.request
@@ -121,6 +122,8 @@ def track(
 
 def _tracking_failed(tracking_uri: str, reason: str) -> str:
     first = reason.strip().splitlines()[0] if reason.strip() else "unknown error"
+    # SQLAlchemy prefixes the driver's message with its class: "(sqlite3.OperationalError) ...".
+    first = re.sub(r"^\([\w.]+\) ", "", first)
     return (
         f"MLflow at {tracking_uri}: {first}; the run was not registered, "
         "so nothing was published and latest did not move"
