@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from artifact_contract import read_manifest
 
+from tests.conftest import make_settings, run_cli
 from trainer.errors import DataError
 from trainer.training.schema import prepare
 
@@ -75,6 +78,19 @@ def test_task_flag_overrides_the_inference_for_integer_labels() -> None:
     )
     assert schema.classes == (1, 2, 3, 4, 5)
     assert all(type(label) is int for label in schema.classes)
+
+
+def test_integer_labels_train_a_classifier(tmp_path: Path) -> None:
+    frame = _frame().assign(sold=lambda f: (f["sold"] == "yes").astype(int))
+    frame.to_csv(tmp_path / "h.csv", index=False)
+    flags = ["--target", "sold", "--task", "classification", "--drop", "id,price"]
+    result = run_cli(
+        ["train", "--data-uri", str(tmp_path / "h.csv"), *flags], make_settings(tmp_path)
+    )
+    assert result.code == 0, result.stderr
+    manifest = read_manifest(Path(result.summary["run_dir"]))
+    assert manifest.output["classes"] == [0, 1]
+    assert all(type(example.prediction) is int for example in manifest.examples)
 
 
 def test_the_target_cannot_also_be_a_feature() -> None:

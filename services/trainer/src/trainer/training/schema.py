@@ -168,10 +168,11 @@ def _target(
 
 
 def _labels(series: pd.Series[Any], source: str) -> pd.Series[Any]:
-    """Class labels as Python str, int or bool (JSON scalars)."""
+    """Class labels: booleans, integers or strings (JSON scalars), in a dtype scikit-learn reads
+    as discrete classes (an object column of integers would be "unknown" to it)."""
     name = str(series.name)
     if pd.api.types.is_bool_dtype(series) or _all_bool(series):
-        return series.map(bool).astype(object)
+        return series.map(bool).astype(bool)
     if pd.api.types.is_numeric_dtype(series):
         numbers = series.astype("float64")
         if not all(float(value).is_integer() for value in numbers):
@@ -179,7 +180,7 @@ def _labels(series: pd.Series[Any], source: str) -> pd.Series[Any]:
                 f"{source}: target {name!r} holds non-integer numbers; classification needs "
                 "labels (strings, integers or booleans): use --task regression"
             )
-        return numbers.map(int).astype(object)
+        return numbers.astype("int64")
     return series.map(str).astype(object)
 
 

@@ -193,6 +193,7 @@ def _track(
             model_type=manifest.task,
         )
         dataset = _dataset(manifest, training_data)
+        dataset_entity = dataset.entity
         now = int(time.time() * 1000)
         client.log_batch(
             run_id,
@@ -207,7 +208,7 @@ def _track(
             InputTag("mlflow.data.context", "training"),
             InputTag("sha256", manifest.data.sha256),
         ]
-        client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), context)])
+        client.log_inputs(run_id, datasets=[DatasetInput(dataset_entity, context)])
         client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
         client.log_model_artifacts(model.model_id, str(run_dir))
         client.finalize_logged_model(model.model_id, "READY")
@@ -243,7 +244,14 @@ def _track(
     )
 
 
-def _dataset(manifest: Manifest, frame: pd.DataFrame) -> Any:
+@dataclass(frozen=True)
+class _Dataset:
+    name: str
+    digest: str
+    entity: Any  # mlflow.entities.Dataset
+
+
+def _dataset(manifest: Manifest, frame: pd.DataFrame) -> _Dataset:
     """The training data as an MLflow dataset, named after its file, with the data's digest."""
     from mlflow.data.code_dataset_source import CodeDatasetSource
     from mlflow.data.pandas_dataset import from_pandas
@@ -255,16 +263,20 @@ def _dataset(manifest: Manifest, frame: pd.DataFrame) -> Any:
     target = str(manifest.output["name"])
     with warnings.catch_warnings():
         # MLflow's hint about integer columns and missing values concerns its own schema
-        # inference; the model's signature is built from our schema (signature.py).
+        # inference of the dataset; the model's signature is built from our schema.
         warnings.simplefilter("ignore", UserWarning)
         try:
-            return from_pandas(frame, source=source, targets=target, name=name, digest=digest)
+            dataset = from_pandas(frame, source=source, targets=target, name=name, digest=digest)
         except MlflowException:
             # A source MLflow has no resolver for (the synthetic set): say where it came from.
             origin = CodeDatasetSource({"mlflow.source.name": source})
-            return from_pandas(
+            dataset = from_pandas(
                 frame, source=origin, targets=target, name="synthetic", digest=digest
             )
+        # The schema and profile are computed here, inside the filter.
+        return _Dataset(
+            name=dataset.name, digest=dataset.digest, entity=dataset._to_mlflow_entity()
+        )
 
 
 def _mark_failed(client: Any, run_id: str) -> None:
