@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import sys
 from pathlib import Path
@@ -138,9 +140,6 @@ def summary(result: TrainResult, settings: Settings) -> dict[str, Any]:
 def parse_train_flags(flags: list[str], what: str) -> TrainConfig:
     """`trainer train` flags given as a list (retrain's --train-args, SageMaker's hyper-parameters)
     -> a TrainConfig; argparse's complaint becomes one TrainerError line."""
-    import contextlib
-    import io
-
     parser = argparse.ArgumentParser(prog="trainer train", add_help=False)
     add_arguments(parser)
     captured = io.StringIO()
