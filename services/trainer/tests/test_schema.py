@@ -12,6 +12,7 @@ from artifact_contract import read_manifest
 
 from tests.conftest import make_settings, run_cli
 from trainer.errors import DataError
+from trainer.training import evaluate, model
 from trainer.training.schema import prepare
 
 CSV = "\n".join(
@@ -91,6 +92,32 @@ def test_integer_labels_train_a_classifier(tmp_path: Path) -> None:
     manifest = read_manifest(Path(result.summary["run_dir"]))
     assert manifest.output["classes"] == [0, 1]
     assert all(type(example.prediction) is int for example in manifest.examples)
+
+
+def test_pandas_nullable_and_categorical_dtypes_are_read_like_csv_columns() -> None:
+    # What a Parquet file written from pandas gives back: category, Int64, boolean, string.
+    frame = pd.DataFrame(
+        {
+            "c": pd.Categorical(["a", "b", "c"] * 20),
+            "i": pd.array([1, 2, None] * 20, dtype="Int64"),
+            "b": pd.array([True, False, None] * 20, dtype="boolean"),
+            "s": pd.array(["x", "y", None] * 20, dtype="string"),
+            "y": np.arange(60, dtype="float64"),
+        }
+    )
+    prepared, table = prepare(frame, source="p.parquet", target="y")
+    assert [(c.type, c.nullable) for c in table.features] == [
+        ("categorical", False),
+        ("number", True),
+        ("boolean", True),
+        ("categorical", True),
+    ]
+    # Missing values are NaN (pandas' NA would break scikit-learn's imputers).
+    assert prepared.loc[2, ["i", "b", "s"]].map(lambda v: v is np.nan or np.isnan(v)).all()
+    split = evaluate.split(prepared, 1, 0.2, table)
+    for kind in ("ridge", "hist_gb"):
+        estimator = model.fit(model.ModelConfig(kind=kind, max_iter=5), table, split.train, 1)
+        assert np.isfinite(estimator.predict(split.holdout[table.feature_names])).all()
 
 
 def test_the_target_cannot_also_be_a_feature() -> None:

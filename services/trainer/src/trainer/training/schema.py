@@ -197,7 +197,10 @@ def _feature(series: pd.Series[Any], name: str, source: str) -> tuple[Column, pd
     nullable = len(present) < len(series)
     if pd.api.types.is_bool_dtype(series) or _all_bool(series):
         column = Column(name, "boolean", nullable)
-        values = series.map(bool, na_action="ignore").astype(object if nullable else bool)
+        # Missing as NaN (not pandas' NA, which scikit-learn's imputers do not recognise).
+        objects = series.astype(object)
+        values = objects.map(lambda value: np.nan if pd.isna(value) else bool(value))
+        values = values.astype(object if nullable else bool)
     elif pd.api.types.is_numeric_dtype(series):
         values = series.astype("float64")
         if not np.isfinite(values.dropna().to_numpy()).all():
@@ -245,5 +248,5 @@ def _categorical(
             f"in {len(strings)} rows; at most {MAX_CATEGORIES} categories are used); "
             f"drop it with --drop {name}"
         )
-    values = series.map(str, na_action="ignore").astype(object)
-    return Column(name, "categorical", nullable), values.where(series.notna(), np.nan)
+    values = series.astype(object).map(lambda value: np.nan if pd.isna(value) else str(value))
+    return Column(name, "categorical", nullable), values
