@@ -1,4 +1,4 @@
-"""Record a published run in MLflow and register it as a model version.
+"""Record a finished run in MLflow and register it as a model version (before it is published).
 
 The same code talks to the embedded SQLite store (the default) and to a remote ``mlflow server``.
 SQLite allows one writer at a time and MLflow does not retry "database is locked", so for sqlite
