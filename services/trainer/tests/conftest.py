@@ -98,3 +98,21 @@ def other_root(tmp_path_factory: pytest.TempPathFactory) -> TrainedRoot:
     )
     assert result.code == 0, result.stderr
     return TrainedRoot(settings=settings, root=output, results=[result])
+
+
+@dataclass(frozen=True)
+class Fitted:
+    estimator: Any
+    split: Any  # trainer.training.evaluate.Split
+    schema: Any  # trainer.training.schema.TableSchema
+
+
+def fit_synthetic(samples: int, seed: int, config: Any = None) -> Fitted:
+    """The synthetic set through the training steps up to the fitted pipeline."""
+    from trainer.training import data, evaluate, model, schema
+
+    dataset = data.synthetic(samples, seed)
+    frame, table = schema.prepare(dataset.frame, source=dataset.source, target=data.TARGET)
+    split = evaluate.split(frame, seed, 0.2, table)
+    estimator = model.fit(config or model.ModelConfig(), table, split.train, seed)
+    return Fitted(estimator=estimator, split=split, schema=table)

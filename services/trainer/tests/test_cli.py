@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,3 +66,10 @@ def test_invalid_values_are_one_line_and_publish_nothing(
     assert result.stderr.splitlines()[-1].startswith(expected)
     assert "Traceback" not in result.stderr
     assert not settings.artifact_root.exists()
+
+
+def test_the_sagemaker_entrypoint_does_not_import_the_cli() -> None:
+    # train() is called directly; nothing goes back through the command line (no import cycle).
+    code = "import sys, trainer.sagemaker.container; print('trainer.cli' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -15,8 +15,8 @@ import pytest
 from artifact_contract import ArtifactRoot, read_manifest, sha256_file
 
 from tests.conftest import REPO_ROOT, TrainedRoot, make_settings, run_cli
-from trainer import data
 from trainer.errors import DataError
+from trainer.training import data
 
 
 def test_synthetic_data_is_deterministic_for_a_seed_and_in_range() -> None:
@@ -50,9 +50,18 @@ def test_csv_and_parquet_load_from_a_path_and_a_file_uri(tmp_path: Path) -> None
     assert data.load(str(tmp_path / "d.csv")).sha256 == sha256_file(tmp_path / "d.csv")
 
 
-def test_extra_columns_are_ignored(tmp_path: Path) -> None:
-    _frame().assign(note="x").to_csv(tmp_path / "d.csv", index=False)
-    assert list(data.load(str(tmp_path / "d.csv")).frame.columns) == [*data.FEATURE_NAMES, "target"]
+def test_sample_data_writes_the_synthetic_set_as_csv(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    out = tmp_path / "sample.csv"
+    result = run_cli(
+        ["sample-data", "--out", str(out), "--samples", "300", "--seed", "4"], settings
+    )
+    assert result.code == 0, result.stderr
+    loaded = data.load(str(out))
+    synthetic = data.synthetic(300, 4)
+    assert loaded.sha256 == synthetic.sha256  # the same bytes the synthetic digest is taken over
+    pd.testing.assert_frame_equal(loaded.frame, synthetic.frame)
+    assert f"wrote 300 rows to {out}" in result.stderr
 
 
 def _write(tmp: Path, name: str, edit: Callable[[pd.DataFrame], pd.DataFrame] | None) -> str:
@@ -72,28 +81,103 @@ def _set(column: str, row: int, value: str | float) -> Callable[[pd.DataFrame], 
     return edit
 
 
-BAD_DATA: dict[str, tuple[str, Callable[[pd.DataFrame], pd.DataFrame] | None, str]] = {
-    "missing column": (
+def _labels(*counts: tuple[str, int]) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    labels = [label for label, count in counts for _ in range(count)]
+    return lambda f: f.head(len(labels)).assign(target=labels)
+
+
+Edit = Callable[[pd.DataFrame], pd.DataFrame] | None
+# case: (file name, edit of the 40-row synthetic frame, extra flags, expected message part)
+BAD_DATA: dict[str, tuple[str, Edit, list[str], str]] = {
+    "unknown target": (
         "d.csv",
-        lambda f: f.drop(columns=["income_k"]),
-        "missing required column(s) income_k",
+        lambda f: f,
+        ["--target", "price"],
+        "no column 'price' (for --target); the columns are: age, income_k, tenure_years, target",
+    ),
+    "unknown feature": (
+        "d.csv",
+        lambda f: f,
+        ["--features", "age,height"],
+        "no column 'height' (for --features)",
+    ),
+    "unknown dropped column": (
+        "d.csv",
+        lambda f: f,
+        ["--drop", "zip"],
+        "no column 'zip' (for --drop)",
+    ),
+    "constant column": (
+        "d.csv",
+        lambda f: f.assign(country="FR"),
+        [],
+        "column 'country' is "
+        "constant ('FR' in every row that has a value); drop it with --drop country",
+    ),
+    "all-missing column": (
+        "d.csv",
+        lambda f: f.assign(notes=np.nan),
+        [],
+        "column 'notes' has no values; drop it with --drop notes",
+    ),
+    "identifier column": (
+        "d.csv",
+        lambda f: f.assign(user=[f"u{i}" for i in range(40)]),
+        [],
+        "column 'user' looks like an identifier (40 distinct strings in 40 rows; at most 255 "
+        "categories are used); drop it with --drop user",
     ),
     "string in numeric column": (
         "d.csv",
         _set("age", 3, "forty"),
-        "column 'age' has a non-numeric value 'forty' (data row 4)",
+        [],
+        "column 'age' mixes "
+        "numbers and strings ('forty', row 4 of the rows with a target); clean it, or drop it with "
+        "--drop age",
     ),
-    "NaN": (
+    "string in numeric target": (
         "d.csv",
-        _set("tenure_years", 5, float("nan")),
-        "column 'tenure_years' has 1 missing, NaN or infinite value(s) (first at data row 6",
+        _set("target", 3, "unknown"),
+        [],
+        "target 'target' is not "
+        "numeric (value 'unknown', row 4 of the rows with a target); use --task classification",
     ),
-    "infinity": ("d.csv", _set("target", 0, "inf"), "column 'target' has 1 missing, NaN or inf"),
-    "empty file": ("d.csv", None, "the file is empty"),
-    "header only": ("d.csv", lambda f: f.head(0), "too few rows: 0 (need at least 20)"),
-    "too few rows": ("d.csv", lambda f: f.head(5), "too few rows: 5 (need at least 20)"),
-    "unsupported format": ("d.json", lambda f: f, "unsupported data format '.json'"),
-    "missing file": ("absent.csv", None, "no such file"),
+    "infinity": ("d.csv", _set("target", 0, "inf"), [], "target 'target' has infinite values"),
+    "single class": (
+        "d.csv",
+        _labels(("yes", 40)),
+        [],
+        "target 'target' has a single class 'yes'; classification needs at least 2",
+    ),
+    "class too rare for the holdout": (
+        "d.csv",
+        _labels(("yes", 36), ("no", 4)),
+        [],
+        "class "
+        "'no' of target 'target' has 4 row(s); with a holdout of 0.2 each class needs at least 5",
+    ),
+    "labels that are not integers": (
+        "d.csv",
+        lambda f: f,
+        ["--task", "classification"],
+        "target 'target' holds non-integer numbers; classification needs labels",
+    ),
+    "empty file": ("d.csv", None, [], "the file is empty"),
+    "header only": (
+        "d.csv",
+        lambda f: f.head(0),
+        [],
+        "too few rows: 0 with a target 'target' (need at least 20)",
+    ),
+    "too few rows": ("d.csv", lambda f: f.head(5), [], "too few rows: 5 with a target"),
+    "too few rows with a target": (
+        "d.csv",
+        lambda f: f.head(25).assign(target=[*[1.0] * 10, *[np.nan] * 15]),
+        [],
+        "too few rows: 10 with a target",
+    ),
+    "unsupported format": ("d.json", lambda f: f, [], "unsupported data format '.json'"),
+    "missing file": ("absent.csv", None, [], "no such file"),
 }
 
 
@@ -110,9 +194,9 @@ def published_root(two_trainings: TrainedRoot) -> Iterator[ArtifactRoot]:
 def test_bad_data_is_one_line_nonzero_and_publishes_nothing(
     case: str, tmp_path: Path, two_trainings: TrainedRoot, published_root: ArtifactRoot
 ) -> None:
-    name, edit, expected = BAD_DATA[case]
+    name, edit, flags, expected = BAD_DATA[case]
     uri = str(tmp_path / name) if case == "missing file" else _write(tmp_path, name, edit)
-    result = run_cli(["train", "--data-uri", uri], two_trainings.settings)
+    result = run_cli(["train", "--data-uri", uri, *flags], two_trainings.settings)
     assert result.code == 1
     assert result.stdout == ""
     lines = result.stderr.splitlines()

@@ -12,7 +12,7 @@ from artifact_contract import read_manifest, sha256_bytes
 from moto.server import ThreadedMotoServer
 
 from tests.conftest import make_settings, run_cli
-from trainer import data
+from trainer.training import data
 
 BUCKET = "training-data"
 

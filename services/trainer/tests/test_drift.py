@@ -28,10 +28,11 @@ from artifact_contract import (
 )
 from PIL import Image
 
-from trainer import data, evaluate, model
+from tests.conftest import fit_synthetic
 from trainer.cli import main
-from trainer.profile import reference_profile
 from trainer.settings import Settings
+from trainer.training import data
+from trainer.training.profile import reference_profile
 
 POLICY = Path(__file__).resolve().parents[1] / "policy.toml"
 LIBRARIES = {"python": "3.11", "scikit-learn": "1", "numpy": "2", "skops": "0", "mlflow": "3"}
@@ -46,9 +47,9 @@ class Reference:
 
 def publish_reference(root_dir: Path, with_profile: bool = True) -> Reference:
     dataset = data.synthetic(2000, 42)
-    split = evaluate.split(dataset.frame, 42, 0.2)
-    estimator = model.fit(model.ModelConfig(), split.train, 42)
-    profile = reference_profile(estimator, split) if with_profile else None
+    fitted = fit_synthetic(2000, 42)
+    estimator = fitted.estimator
+    profile = reference_profile(estimator, fitted.split, fitted.schema) if with_profile else None
     root = ArtifactRoot(root_dir)
     with root.staging() as staging:
         (staging / "model.skops").write_bytes(b"placeholder")

@@ -10,19 +10,34 @@ from artifact_contract import ArtifactRoot, read_manifest, verify_run_dir
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import TrainedRoot, run_cli
-from trainer import evaluate
+from trainer.training import evaluate
+from trainer.training.schema import Column, TableSchema
 
 
 def test_gate_passes_only_below_95_percent_of_baseline() -> None:
-    assert evaluate.quality_gate({"rmse": 94.0, "baseline_rmse": 100.0}).passed
-    failed = evaluate.quality_gate({"rmse": 95.0, "baseline_rmse": 100.0})
+    assert evaluate.quality_gate({"rmse": 94.0, "baseline_rmse": 100.0}, "regression").passed
+    failed = evaluate.quality_gate({"rmse": 95.0, "baseline_rmse": 100.0}, "regression")
     assert not failed.passed
     assert failed.checks[0]["threshold"] == 95.0 and failed.checks[0]["passed"] is False
 
 
+def test_classification_gate_compares_log_loss_with_the_class_priors() -> None:
+    metrics = {"log_loss": 0.50, "baseline_log_loss": 0.69}
+    gate = evaluate.quality_gate(metrics, "classification")
+    assert gate.passed and gate.checks[0]["name"] == "log_loss_below_baseline"
+    assert not evaluate.quality_gate({**metrics, "log_loss": 0.66}, "classification").passed
+
+
 def test_split_is_seeded() -> None:
-    frame = pd.DataFrame({"x": np.arange(100.0)})
-    first, again = evaluate.split(frame, 3, 0.2), evaluate.split(frame, 3, 0.2)
+    frame = pd.DataFrame({"x": np.arange(100.0), "y": np.arange(100.0)})
+    table = TableSchema(
+        features=(Column("x", "number", False),),
+        target="y",
+        task="regression",
+        classes=(),
+        dropped_rows=0,
+    )
+    first, again = evaluate.split(frame, 3, 0.2, table), evaluate.split(frame, 3, 0.2, table)
     pd.testing.assert_frame_equal(first.holdout, again.holdout)
     assert len(first.holdout) == 20 and len(first.train) == 80
 

@@ -37,7 +37,7 @@ def test_the_walkthrough_notebook_runs_top_to_bottom(
     client.execute()  # raises CellExecutionError, with the failing cell, on any error
     text = "\n".join(_text(cell) for cell in notebook.cells if cell.cell_type == "code")
     assert '"model_version": "v001"' in text  # trainer train's summary
-    assert "schema_version 2" in text
+    assert "schema_version 3" in text
     assert "prediction matches the manifest example" in text
     assert "303 sampled rows" in text  # 3 API calls, then 300 rows of traffic
     assert "exit code 0 (0: no drift)" in text

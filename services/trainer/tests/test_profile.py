@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from artifact_contract import Histogram
 
-from trainer import data, evaluate, model
+from tests.conftest import fit_synthetic
 from trainer.drift import psi
-from trainer.profile import bin_counts, histogram, reference_profile
+from trainer.training import data
+from trainer.training.profile import bin_counts, histogram, reference_profile
 
 
 def test_bins_are_closed_on_the_right_and_open_at_both_ends() -> None:
@@ -32,15 +34,16 @@ def test_a_feature_with_few_values_gets_fewer_bins() -> None:
 
 
 def test_reference_profile_covers_every_feature_and_the_holdout_predictions() -> None:
-    dataset = data.synthetic(500, 1)
-    split = evaluate.split(dataset.frame, 1, 0.2)
-    estimator = model.fit(model.ModelConfig(), split.train, 1)
-    profile = reference_profile(estimator, split)
+    fitted = fit_synthetic(500, 1)
+    estimator, split = fitted.estimator, fitted.split
+    profile = reference_profile(estimator, split, fitted.schema)
     assert list(profile.features) == list(data.FEATURE_NAMES)
-    assert profile.features["age"].rows == 400
-    assert profile.prediction.rows == 100
-    assert profile.features["age"].edges[0] == split.train["age"].min()
-    low, high = profile.prediction.edges[0], profile.prediction.edges[-1]
+    age, prediction = profile.features["age"], profile.prediction
+    assert isinstance(age, Histogram) and isinstance(prediction, Histogram)
+    assert age.rows == 400
+    assert prediction.rows == 100
+    assert age.edges[0] == split.train["age"].min()
+    low, high = prediction.edges[0], prediction.edges[-1]
     predictions = estimator.predict(split.holdout[list(data.FEATURE_NAMES)])
     assert (low, high) == (predictions.min(), predictions.max())
 

@@ -25,10 +25,10 @@ from typing import Any
 import pytest
 from artifact_contract import read_manifest, sha256_file, write_manifest
 
-from trainer import data
 from trainer.cli import main
 from trainer.settings import Settings, find_repo_root
 from trainer.smoke import free_port, smoke
+from trainer.training import data
 
 REPO_ROOT = find_repo_root(Path(__file__))
 POLICY = REPO_ROOT / "services" / "trainer" / "policy.toml"
@@ -279,7 +279,7 @@ def test_the_smoke_gate_fails_when_the_server_refuses_or_predicts_otherwise(
     # A consistent artifact (digests verify) whose recorded example is not what the model says.
     altered = tmp_path / "v002"
     shutil.copytree(source, altered)
-    wrong = manifest.examples[0].prediction + 1.0
+    wrong = float(manifest.examples[0].prediction or 0.0) + 1.0
     examples = [replace(manifest.examples[0], prediction=wrong), *manifest.examples[1:]]
     digest = write_manifest(altered, replace(manifest, examples=examples))
     mismatch = smoke(INFERENCE_BIN, altered, read_manifest(altered), digest)

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from artifact_contract import IntegrityError, read_manifest, verify_run_dir
 
-from trainer import data, sagemaker
-from trainer.sagemaker import Layout, SageMakerError, hyperparameter_flags
+from trainer.sagemaker import container as sagemaker
+from trainer.sagemaker.container import Layout, SageMakerError, hyperparameter_flags
 from trainer.settings import Settings
+from trainer.training import data
 
 TRAIN = Path(sys.executable).with_name("train")
 
@@ -185,3 +186,23 @@ def test_the_trainer_image_runs_this_entrypoint_for_docker_run_image_train() -> 
         scripts = tomllib.load(handle)["project"]["scripts"]
     assert scripts["train"] == f"{sagemaker.__name__}:{sagemaker.main.__name__}"
     assert TRAIN.is_file()
+
+
+def test_your_own_data_trains_through_the_same_function(tmp_path: Path) -> None:
+    # target, drop, task and model are hyper-parameters like any other `trainer train` flag.
+    base = tmp_path / "opt-ml"
+    frame = data.synthetic(200, 3).frame
+    labels = frame.assign(
+        band=(frame["target"] > frame["target"].median()).map({True: "high", False: "low"})
+    )
+    layout = make_layout(
+        base,
+        {"target": "band", "drop": "target", "model": "hist_gb", "max_iter": "20"},
+        labels.to_csv(index=False),
+    )
+
+    assert sagemaker.main([], settings_for(base, tmp_path)) == 0
+
+    manifest = verify_run_dir(layout.model_dir)
+    assert manifest.output == {"name": "band", "task": "classification", "classes": ["high", "low"]}
+    assert manifest.params["model"] == "hist_gb" and manifest.params["max_iter"] == 20

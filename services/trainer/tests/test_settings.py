@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.conftest import REPO_ROOT
-from trainer.provenance import git_info
 from trainer.settings import Settings
+from trainer.training.provenance import git_info
 
 
 def test_defaults_live_under_the_checkout_containing_the_current_directory() -> None:

@@ -19,7 +19,7 @@ from artifact_contract import ArtifactRoot, verify_run_dir
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import REPO_ROOT, make_settings, run_cli
-from trainer.tracking import sqlite_path
+from trainer.training.tracking import sqlite_path
 
 BIN = Path(sys.executable).parent
 
@@ -160,8 +160,11 @@ def test_trains_against_a_real_mlflow_server(mlflow_server: str, tmp_path: Path)
     run_id = summary["mlflow"]["run_id"]
     assert version.run_id == run_id
     assert version.tags["manifest_sha256"] == summary["manifest_sha256"]
-    logged = {item.path for item in client.list_artifacts(run_id, "model")}
-    assert {"model/manifest.json", "model/model.skops", "model/MLmodel"} <= logged
+    model_id = summary["mlflow"]["logged_model_id"]
+    logged = {item.path for item in client.list_logged_model_artifacts(model_id)}
+    assert {"manifest.json", "model.skops", "MLmodel"} <= logged
+    inputs = client.get_run(run_id).inputs
+    assert inputs is not None and len(inputs.dataset_inputs) == 1
     # The server stored the artifacts (proxied upload), nothing went to the client's disk store.
     assert any((tmp_path / "server-artifacts").rglob("manifest.json"))
     assert not (tmp_path / "mlflow.db").exists()

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from trainer import data
 from trainer.cli import main
+from trainer.training import data
 
 
 class _Recorder(BaseHTTPRequestHandler):

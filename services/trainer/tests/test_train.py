@@ -19,6 +19,9 @@ EXPECTED_FILES = {
     "requirements.txt",
     "metrics.json",
     "model_version.txt",
+    # MLflow's input example (the signature is in MLmodel)
+    "input_example.json",
+    "serving_input_example.json",
 }
 
 
@@ -68,8 +71,10 @@ def test_manifest_describes_the_run(two_trainings: TrainedRoot) -> None:
     assert manifest.feature_names == ["age", "income_k", "tenure_years"]
     assert [f.type for f in manifest.input_schema] == ["integer", "number", "integer"]
     age = manifest.input_schema[0]
+    assert age.min is not None and age.max is not None
     assert 18 <= age.min < age.max <= 69
-    assert manifest.output == {"name": "target"}
+    assert manifest.output == {"name": "target", "task": "regression"}
+    assert manifest.schema_version == 3
     assert manifest.data.source == "synthetic:seed=7,samples=300"
     assert manifest.data.rows == 300
     assert manifest.params["seed"] == 7
@@ -111,8 +116,9 @@ def test_sqlite_store_holds_both_runs_and_both_registered_versions(
         run = client.get_run(summary["mlflow"]["run_id"])
         assert run.data.metrics["rmse"] == manifest.metrics["rmse"]
         assert run.data.params["seed"] == "7"
-        logged = {item.path for item in client.list_artifacts(run.info.run_id, "model")}
-        assert "model/manifest.json" in logged and "model/model.skops" in logged
+        model_id = summary["mlflow"]["logged_model_id"]
+        logged = {item.path for item in client.list_logged_model_artifacts(model_id)}
+        assert {"manifest.json", "model.skops", "MLmodel"} <= logged
 
 
 def test_an_output_dir_that_cannot_be_written_is_one_line(

@@ -7,7 +7,6 @@ To add a subcommand, write a module with ``add_parser(subparsers)`` that sets
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 import threading
@@ -17,11 +16,13 @@ from types import FrameType
 
 from artifact_contract import ContractError
 
-from trainer import drift, promote, retrain, rollback, submit, traffic, train
+from trainer import drift, promote, retrain, rollback, sample_data, traffic, train
 from trainer.errors import EXIT_ERROR, TrainerError
+from trainer.logs import configure_logging
+from trainer.sagemaker import submit
 from trainer.settings import Settings
 
-SUBCOMMANDS = (train, submit, drift, traffic, promote, rollback, retrain)
+SUBCOMMANDS = (train, sample_data, submit, drift, traffic, promote, rollback, retrain)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _configure_logging()
+    configure_logging()
     try:
         with _sigterm_unwinds():
             code: int = args.handler(args, settings or Settings.from_env())
@@ -70,17 +71,6 @@ def _sigterm_unwinds() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _configure_logging() -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("trainer: %(message)s"))
-    logger = logging.getLogger("trainer")
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    # MLflow warns that pip has no version in a venv without pip; the pins are explicit anyway.
-    logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
 
 
 if __name__ == "__main__":

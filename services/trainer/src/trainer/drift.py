@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from artifact_contract import (
     ArtifactRoot,
+    CategoryShares,
     Histogram,
     Manifest,
     is_version,
@@ -35,8 +36,8 @@ from trainer import prediction_log
 from trainer.drift_chart import render_chart
 from trainer.errors import TrainerError
 from trainer.policy import POLICY_FILE, read_table
-from trainer.profile import bin_shares
 from trainer.settings import Settings
+from trainer.training.profile import bin_shares
 
 EXIT_DRIFT = 4
 # Shares are floored before the log ratio so an empty bin gives a large, finite PSI.
@@ -110,13 +111,26 @@ def assess(
             f"at least {policy.min_rows} to judge drift (raise PREDICTION_SAMPLE_RATE or wait)"
         )
     scores = [
-        score(name, profile.features[name], observed.features[name], policy.feature_psi)
+        score(
+            name, _bins(profile.features[name], name), observed.features[name], policy.feature_psi
+        )
         for name in manifest.feature_names
     ]
     scores.append(
-        score(PREDICTION, profile.prediction, observed.predictions, policy.prediction_psi)
+        score(
+            PREDICTION,
+            _bins(profile.prediction, PREDICTION),
+            observed.predictions,
+            policy.prediction_psi,
+        )
     )
     return scores
+
+
+def _bins(reference: Histogram | CategoryShares, name: str) -> Histogram:
+    if not isinstance(reference, Histogram):
+        raise DriftError(f"{name}: drift of category shares is not supported yet")
+    return reference
 
 
 def build_report(

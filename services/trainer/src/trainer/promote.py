@@ -22,7 +22,6 @@ from typing import Any
 
 from artifact_contract import ArtifactRoot, ContractError, Manifest, read_manifest
 
-from trainer import provenance
 from trainer.deployments import (
     TARGETS,
     DeploymentError,
@@ -37,6 +36,7 @@ from trainer.policy import POLICY_FILE
 from trainer.registry import Registry
 from trainer.settings import Settings
 from trainer.smoke import smoke
+from trainer.training import provenance
 
 _log = logging.getLogger("trainer")
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trainer.errors import TrackingError
-from trainer.tracking import store_lock
+from trainer.training.tracking import store_lock
 
 
 @dataclass(frozen=True)

@@ -6,27 +6,30 @@ production (so a scheduler or a drift alert can call one command; production sta
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import logging
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from artifact_contract import ArtifactRoot, ContractError, Manifest, read_manifest
 
-from trainer import train
 from trainer.deployments import Deployments, write_json_atomically
 from trainer.errors import EXIT_GATE_FAILED, EXIT_OK, TrainerError
 from trainer.gates import PromotionPolicy
 from trainer.policy import POLICY_FILE
 from trainer.promote import PromotionRefused, add_common_arguments, promote
 from trainer.settings import Settings
+from trainer.train import parse_train_flags
+from trainer.training.pipeline import train
 
 _log = logging.getLogger("trainer")
-COMPARED = ("rmse", "mae", "r2", "baseline_rmse")
+COMPARED = {
+    "regression": ("rmse", "mae", "r2", "baseline_rmse"),
+    "classification": ("log_loss", "accuracy", "balanced_accuracy", "f1_macro", "roc_auc"),
+}
 
 
 def add_parser(subparsers: Any) -> None:
@@ -48,9 +51,9 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     root_dir = (args.output_dir or settings.artifact_root).absolute()
     policy = PromotionPolicy.load(args.policy or settings.repo_root / POLICY_FILE)
-    version = train_candidate(settings, args.data_uri, args.train_args, root_dir)
+    candidate = train_candidate(settings, args.data_uri, args.train_args, root_dir)
+    version = candidate.model_version
     root = ArtifactRoot(root_dir)
-    candidate = read_manifest(root.run_dir(version))
     production = current_production(settings)
     sys.stderr.write(comparison(candidate, production))
     summary: dict[str, Any] = {
@@ -82,25 +85,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return code
 
 
-def train_candidate(settings: Settings, data_uri: str, train_args: str, root_dir: Path) -> str:
-    """Run ``trainer train`` in-process and return the new version. A run that fails its own
-    training gate is still a version (kept, tracked): the promotion gates then refuse it."""
-    parser = argparse.ArgumentParser(prog="trainer")
-    train.add_parser(parser.add_subparsers())
-    argv = ["train", "--data-uri", data_uri, "--output-dir", str(root_dir)]
+def train_candidate(settings: Settings, data_uri: str, train_args: str, root_dir: Path) -> Manifest:
+    """Train on ``data_uri`` (with `trainer train` flags from ``train_args``) and return the new
+    run's manifest. A run that fails its own training gate is still a version (kept, tracked):
+    the promotion gates then refuse it."""
     try:
-        args = parser.parse_args([*argv, *shlex.split(train_args)])
-    except SystemExit:
-        raise TrainerError(
-            f"--train-args {train_args!r}: not valid `trainer train` flags"
-        ) from None
-    captured = io.StringIO()
-    with contextlib.redirect_stdout(captured):
-        train.run(args, settings)
-    try:
-        return str(json.loads(captured.getvalue())["model_version"])
-    except (ValueError, KeyError, TypeError):
-        raise TrainerError("trainer train did not report the version it published") from None
+        flags = shlex.split(train_args)
+    except ValueError as exc:
+        raise TrainerError(f"--train-args {train_args!r}: {exc}") from None
+    config = parse_train_flags(flags, f"--train-args {train_args!r}")
+    result = train(replace(config, data_uri=data_uri, output_dir=root_dir), settings)
+    return result.manifest
 
 
 def current_production(settings: Settings) -> Manifest | None:
@@ -114,17 +109,20 @@ def current_production(settings: Settings) -> Manifest | None:
 
 
 def comparison(candidate: Manifest, production: Manifest | None) -> str:
+    compared = COMPARED[candidate.task]
     if production is None:
         header = f"retrain: candidate {candidate.model_version}; no production model to compare"
         rows = [
-            f"  {name:<14}{candidate.metrics.get(name, float('nan')):>12.3f}" for name in COMPARED
+            f"  {name:<14}{candidate.metrics[name]:>12.3f}"
+            for name in compared
+            if name in candidate.metrics
         ]
         return "\n".join([header, *rows]) + "\n"
     lines = [
         f"retrain: candidate {candidate.model_version} vs production {production.model_version}",
         f"  {'metric':<14}{'candidate':>12}{'production':>12}{'change':>9}",
     ]
-    for name in COMPARED:
+    for name in compared:
         new, old = candidate.metrics.get(name), production.metrics.get(name)
         if new is None or old is None:
             continue

@@ -20,7 +20,7 @@ class Settings:
     experiment_name: str
     registered_model_name: str
     artifact_root: Path
-    # SageMaker training-container layout root (the `train` entrypoint, trainer/sagemaker.py).
+    # SageMaker training-container layout root (the `train` entrypoint, sagemaker/container.py).
     sagemaker_base_dir: Path = Path("/opt/ml")
     # Promotion: where deployment references live, and the inference service the smoke gate
     # starts as a process (the trainer never imports inference code).

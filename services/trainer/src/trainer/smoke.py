@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from artifact_contract import Manifest
 
@@ -205,7 +205,8 @@ def smoke(inference_bin: Path, run_dir: Path, manifest: Manifest, manifest_sha25
             got = answer.get("predictions")
             if answer.get("model_version") != manifest.model_version:
                 raise SmokeFailure(f"/predict answered for model {answer.get('model_version')}")
-            expected = [example.prediction for example in manifest.examples]
+            # Regression examples: numbers (classification labels are not compared here yet).
+            expected = [cast(float, example.prediction) for example in manifest.examples]
             if not isinstance(got, list) or len(got) != len(expected):
                 raise SmokeFailure(f"/predict returned {got!r:.200} for {len(expected)} rows")
             worst = max(abs(float(a) - b) for a, b in zip(got, expected, strict=True))

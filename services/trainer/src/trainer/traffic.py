@@ -15,9 +15,9 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from trainer import data
 from trainer.errors import TrainerError
 from trainer.settings import Settings
+from trainer.training import data
 
 
 class TrafficError(TrainerError):

@@ -1,7 +1,8 @@
 """Training data: the seeded synthetic set, or a CSV/Parquet file from a path, file:// or s3://.
 
-Whatever the source, the frame is validated before anything is fitted; every problem becomes a
-DataError with one line that names the column (and the first offending row) so a user can fix it.
+This module reads bytes and parses them into a frame (every column, as the file has them);
+``schema.py`` then decides which columns are features, what type each is, and refuses data that
+cannot be trained on. Every problem is a DataError with one line a user can act on.
 """
 
 from __future__ import annotations
@@ -18,17 +19,18 @@ from artifact_contract import sha256_bytes
 
 from trainer.errors import DataError
 
-# (name, manifest type): the model's input schema, in the order the model is fitted on.
+# The synthetic set's columns (name, manifest type), in the order the model is fitted on.
 FEATURES: Final = (("age", "integer"), ("income_k", "number"), ("tenure_years", "integer"))
 FEATURE_NAMES: Final = tuple(name for name, _ in FEATURES)
 TARGET: Final = "target"
+# Fewest rows (with a target) a model is trained on.
 MIN_ROWS: Final = 20
 _FORMATS: Final = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
 @dataclass(frozen=True)
 class Dataset:
-    frame: pd.DataFrame  # exactly FEATURE_NAMES + TARGET, float64, validated
+    frame: pd.DataFrame  # every column of the source, as parsed
     source: str
     sha256: str
     rows: int
@@ -50,7 +52,7 @@ def synthetic(samples: int, seed: int) -> Dataset:
     # The digest of a canonical CSV rendering identifies the synthetic data like a file would.
     digest = sha256_bytes(frame.to_csv(index=False, float_format="%.17g").encode())
     return Dataset(
-        frame=validate(frame, "synthetic data"),
+        frame=frame,
         source=f"synthetic:seed={seed},samples={samples}",
         sha256=digest,
         rows=samples,
@@ -58,7 +60,7 @@ def synthetic(samples: int, seed: int) -> Dataset:
 
 
 def load(uri: str) -> Dataset:
-    """Read, parse and validate the CSV or Parquet file at ``uri``."""
+    """Read and parse the CSV or Parquet file at ``uri``."""
     suffix = Path(urlparse(uri).path).suffix.lower()
     fmt = _FORMATS.get(suffix)
     if fmt is None:
@@ -69,9 +71,18 @@ def load(uri: str) -> Dataset:
     if not raw:
         raise DataError(f"{uri}: the file is empty")
     frame = _parse(raw, fmt, uri)
-    return Dataset(
-        frame=validate(frame, uri), source=uri, sha256=sha256_bytes(raw), rows=len(frame)
-    )
+    return Dataset(frame=frame, source=uri, sha256=sha256_bytes(raw), rows=len(frame))
+
+
+def write_synthetic_csv(path: Path, samples: int, seed: int) -> Dataset:
+    """``trainer sample-data``: the synthetic set as a CSV a user can train on (or edit)."""
+    dataset = synthetic(samples, seed)
+    try:
+        with path.open("w", newline="") as handle:
+            dataset.frame.to_csv(handle, index=False, float_format="%.17g")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot write ({exc.strerror})") from None
+    return dataset
 
 
 def read_bytes(uri: str) -> bytes:
@@ -124,40 +135,3 @@ def _parse(raw: bytes, fmt: str, uri: str) -> pd.DataFrame:
     except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{uri}: cannot parse as {fmt} ({reason})") from None
-
-
-def validate(frame: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Return the required columns as float64, or raise DataError naming every problem found."""
-    required = (*FEATURE_NAMES, TARGET)
-    missing = [name for name in required if name not in frame.columns]
-    if missing:
-        raise DataError(
-            f"{source}: missing required column(s) {', '.join(missing)} "
-            f"(expected {', '.join(required)})"
-        )
-    problems: list[str] = []
-    columns: dict[str, pd.Series[float]] = {}
-    for name in required:
-        column = frame[name]
-        numeric = pd.to_numeric(column, errors="coerce")
-        bad = numeric.isna() & column.notna()
-        if bool(bad.any()) or column.dtype == bool:
-            row = int(np.flatnonzero(bad.to_numpy())[0]) + 1 if bad.any() else 1
-            value = column.iloc[row - 1]
-            problems.append(f"column {name!r} has a non-numeric value {value!r} (data row {row})")
-            continue
-        values = numeric.to_numpy(dtype="float64")
-        if not np.isfinite(values).all():
-            row = int(np.flatnonzero(~np.isfinite(values))[0]) + 1
-            count = int((~np.isfinite(values)).sum())
-            problems.append(
-                f"column {name!r} has {count} missing, NaN or infinite value(s) "
-                f"(first at data row {row}: {values[row - 1]})"
-            )
-            continue
-        columns[name] = pd.Series(values, name=name)
-    if problems:
-        raise DataError(f"{source}: " + "; ".join(problems))
-    if len(frame) < MIN_ROWS:
-        raise DataError(f"{source}: too few rows: {len(frame)} (need at least {MIN_ROWS})")
-    return pd.DataFrame(columns)

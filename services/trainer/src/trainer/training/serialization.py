@@ -4,10 +4,15 @@ skops names the arrays inside its zip archive after ``id()`` of the Python objec
 entry with the wall-clock time, so two identical fits give different bytes. We rewrite the archive
 with ids renumbered in order of first appearance and a fixed timestamp; the content is unchanged,
 and the rewritten file is loaded back (by the caller) before anything is published.
+
+The model may hold only the types the contract's trust list names (artifact_contract.trust): the
+same list the inference loader allows. A disk that fills up while saving is reported as such
+(MLflow's own message would suggest switching to cloudpickle).
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import zipfile
@@ -15,15 +20,14 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from artifact_contract import TRUSTED_TYPES
+
+from trainer.errors import TrainerError
+
 MODEL_FILE = "model.skops"
 SCHEMA_ENTRY = "schema.json"
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
-# Types skops does not trust by default that our estimators contain. This allowlist lives in our
-# code: it is recorded in MLmodel for `mlflow models serve`, never read back from an artifact.
-TRUSTED_TYPES = {
-    "ridge": [],
-    "hist_gb": ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"],
-}
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _PINNED = ("mlflow", "scikit-learn", "numpy", "scipy", "pandas", "skops")
 
 
@@ -32,18 +36,51 @@ def pip_requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in _PINNED]
 
 
-def save(estimator: Any, kind: str, path: Path) -> None:
+def untrusted_types(estimator: Any) -> list[str]:
+    """The types skops would not load by default; refuses any the trust list does not name."""
+    import skops.io as sio
+
+    needed = sorted(sio.get_untrusted_types(data=sio.dumps(estimator)))
+    refused = [name for name in needed if name not in TRUSTED_TYPES]
+    if refused:
+        raise TrainerError(
+            f"the fitted model holds types outside the trust list: {', '.join(refused)}"
+        )
+    return needed
+
+
+def disk_full(exc: BaseException) -> OSError | None:
+    """The out-of-space OSError behind ``exc`` (itself, or anywhere in its cause chain)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in _DISK_FULL:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def save(estimator: Any, path: Path, signature: Any = None, input_example: Any = None) -> None:
     """Write an MLflow model directory into the (empty) directory ``path``."""
     import mlflow.sklearn
+    from mlflow.exceptions import MlflowException
     from mlflow.models import Model
 
-    mlflow.sklearn.save_model(
-        estimator,
-        str(path),
-        serialization_format="skops",
-        pip_requirements=pip_requirements(),
-        skops_trusted_types=TRUSTED_TYPES[kind] or None,
-    )
+    trusted = untrusted_types(estimator)
+    try:
+        mlflow.sklearn.save_model(
+            estimator,
+            str(path),
+            serialization_format="skops",
+            pip_requirements=pip_requirements(),
+            skops_trusted_types=trusted or None,
+            signature=signature,
+            input_example=input_example,
+        )
+    except MlflowException as exc:
+        if (full := disk_full(exc)) is not None:
+            raise full from None
+        message = str(exc.message).strip().splitlines()[0]
+        raise TrainerError(f"cannot save the model: {message}") from None
     model_file = path / MODEL_FILE
     before = model_file.stat().st_size
     canonicalize_skops(model_file)

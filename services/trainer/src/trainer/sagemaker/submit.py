@@ -1,8 +1,9 @@
 """``trainer submit``: hand a training run to SageMaker as a CreateTrainingJob request.
 
-The request runs the trainer image's ``train`` entrypoint (trainer/sagemaker.py) on the ``train``
-channel. ``--dry-run`` only writes ``training_submission.json``; otherwise the request is sent with
-boto3 (credentials and region from boto3's usual chain) and, with ``--wait``, followed to its end.
+The request runs the trainer image's ``train`` entrypoint (trainer/sagemaker/container.py) on
+the ``train`` channel. ``--dry-run`` only writes ``training_submission.json``; otherwise the
+request is sent with boto3 (credentials and region from boto3's usual chain) and, with ``--wait``,
+followed to its end.
 Either way the request is first checked against botocore's own model of the SageMaker API.
 """
 
@@ -18,9 +19,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from trainer import provenance
 from trainer.errors import EXIT_OK, TrainerError
 from trainer.settings import Settings
+from trainer.training import provenance
 
 CHANNEL = "train"
 DEFAULT_INSTANCE_TYPE = "ml.m5.large"
@@ -131,7 +132,7 @@ def default_job_name(git_sha: str | None) -> str:
 def parse_hyperparameters(pairs: list[str]) -> dict[str, str]:
     """``["max_iter=50"]`` -> ``{"max_iter": "50"}``, checked by the `train` flags' own parser, so
     a typo fails here rather than an hour later in AWS."""
-    from trainer.sagemaker import SageMakerError, hyperparameter_flags, parse_train_args
+    from trainer.sagemaker.container import SageMakerError, hyperparameter_flags, parse_train_args
 
     values: dict[str, str] = {}
     for pair in pairs:

@@ -9,29 +9,33 @@ SageMaker starts the image as ``docker run IMAGE train`` with this layout under 
                                      it as model.tar.gz, so manifest.json sits at the tar's root
   output/failure                     on failure, the reason (SageMaker's FailureReason)
 
-The training itself is exactly ``trainer train``: same flags, same validation, same run
-directory. It publishes into a scratch artifact root, and the finished, verified run is copied
-into ``model/``; on any failure ``model/`` is left empty, never half-written.
+The training itself is ``train()``, the function behind ``trainer train``: same flags, same
+validation, same run directory. It publishes into a scratch artifact root, and the finished,
+verified run is copied into ``model/``; on any failure ``model/`` is left empty, never
+half-written.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import logging
 import shutil
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from artifact_contract import ArtifactRoot, ContractError, verify_run_dir
+from artifact_contract import ContractError, verify_run_dir
 
 from trainer.errors import EXIT_ERROR, EXIT_GATE_FAILED, EXIT_OK, TrainerError
+from trainer.logs import configure_logging
 from trainer.settings import Settings
+from trainer.train import parse_train_flags
+from trainer.training.pipeline import TrainConfig, train
 
 DEFAULT_CHANNEL = "train"
 DATA_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -136,19 +140,12 @@ def find_data_file(channel_dir: Path) -> Path:
     return files[0]
 
 
-def parse_train_args(flags: Sequence[str]) -> argparse.Namespace:
-    """Parse ``trainer train`` flags with the CLI's own parser; its complaint becomes our error."""
-    from trainer.cli import build_parser
-
-    captured = io.StringIO()
+def parse_train_args(flags: Sequence[str]) -> TrainConfig:
+    """Hyper-parameter flags -> TrainConfig, checked by the `trainer train` flags' own parser."""
     try:
-        with contextlib.redirect_stderr(captured):
-            return build_parser().parse_args(["train", *flags])
-    except SystemExit:
-        lines = [line for line in captured.getvalue().splitlines() if line.strip()]
-        # argparse says "trainer train: error: <what>"; keep the <what>.
-        reason = lines[-1].split(": error: ", 1)[-1] if lines else "invalid arguments"
-        raise SageMakerError(f"invalid hyper-parameters: {reason}") from None
+        return parse_train_flags(list(flags), "hyper-parameters")
+    except TrainerError as exc:
+        raise SageMakerError(str(exc)) from None
 
 
 def run(layout: Layout, settings: Settings, channel: str = DEFAULT_CHANNEL) -> int:
@@ -159,28 +156,18 @@ def run(layout: Layout, settings: Settings, channel: str = DEFAULT_CHANNEL) -> i
     data_file = find_data_file(layout.channel(channel))
     _log.info("sagemaker: channel %r file %s, hyper-parameters %s", channel, data_file, flags)
 
+    config = parse_train_args(flags)
     with tempfile.TemporaryDirectory(prefix="trainer-sagemaker-") as scratch:
-        args = parse_train_args([*flags, "--data-uri", str(data_file), "--output-dir", scratch])
-        code: int = args.handler(args, settings)
-        if code == EXIT_GATE_FAILED:
-            raise GateFailed(_gate_reason(ArtifactRoot(Path(scratch))))
-        if code != EXIT_OK:
-            raise SageMakerError(f"trainer train exited with {code}")
-        root = ArtifactRoot(Path(scratch))
-        version = root.latest_version()
-        if version is None:
-            raise SageMakerError("trainer train published no run")
-        _install(root.run_dir(version), layout.model_dir)
-    _log.info("sagemaker: run %s written to %s", version, layout.model_dir)
+        config = replace(config, data_uri=str(data_file), output_dir=Path(scratch))
+        result = train(config, settings)
+        if not result.gate.passed:
+            raise GateFailed(_gate_reason(result.gate.checks))
+        _install(result.published.run_dir, layout.model_dir)
+    _log.info("sagemaker: run %s written to %s", result.version, layout.model_dir)
     return EXIT_OK
 
 
-def _gate_reason(root: ArtifactRoot) -> str:
-    versions = root.versions()
-    if not versions:
-        return "quality gate failed"
-    metrics = json.loads((root.run_dir(versions[-1]) / "metrics.json").read_text())
-    checks = metrics.get("quality_gate", {}).get("checks", [])
+def _gate_reason(checks: list[dict[str, Any]]) -> str:
     failed = [f"{c['name']}: {c['value']:.4g} vs {c['threshold']:.4g}" for c in checks]
     return "quality gate failed (" + "; ".join(failed) + "): no model written"
 
@@ -221,8 +208,6 @@ def _unquote(value: str) -> str:
 
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
     """``train``: what SageMaker runs. 0 with model/ written, else non-zero and output/failure."""
-    from trainer.cli import _configure_logging
-
     parser = argparse.ArgumentParser(
         prog="train",
         description="SageMaker training entrypoint: hyper-parameters and data from "
@@ -230,7 +215,7 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     )
     parser.add_argument("--channel", default=DEFAULT_CHANNEL, help="input channel (default train)")
     args = parser.parse_args(argv)
-    _configure_logging()
+    configure_logging()
     settings = settings or Settings.from_env()
     layout = Layout(settings.sagemaker_base_dir)
     layout.failure.unlink(missing_ok=True)

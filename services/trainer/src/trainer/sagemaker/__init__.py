@@ -1,0 +1,1 @@
+"""SageMaker: the training-container entrypoint (container.py) and job submission (submit.py)."""

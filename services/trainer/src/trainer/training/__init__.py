@@ -1,0 +1,1 @@
+"""The training workflow: data -> schema -> fitted pipeline -> metrics -> published, tracked run."""
