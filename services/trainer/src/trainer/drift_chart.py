@@ -1,4 +1,5 @@
-"""The drift chart: reference vs observed shares per bin, one panel per feature and prediction.
+"""The drift chart: reference vs observed shares per bin, one panel per feature and prediction
+(numeric bins labelled by their edges, categorical ones by category plus an "(unseen)" bin).
 
 Drawn with matplotlib's object API on an Agg canvas (no pyplot, no global backend switch, no
 display needed), and returned as PNG bytes so the caller decides where and how to write them.
@@ -33,7 +34,7 @@ def render_chart(version: str, scores: list[Score]) -> bytes:
         positions = np.arange(len(item.reference))
         ax.bar(positions - 0.2, item.reference, width=0.4, color=_REFERENCE, label="reference")
         ax.bar(positions + 0.2, item.observed, width=0.4, color=_OBSERVED, label="observed")
-        ax.set_xticks(positions, _bin_labels(item.edges), rotation=45, ha="right", fontsize=7)
+        ax.set_xticks(positions, bin_labels(item), rotation=45, ha="right", fontsize=7)
         verdict = "DRIFT" if item.drifted else "ok"
         ax.set_title(f"{item.name}: PSI {item.psi:.3f} ({verdict})", color=_title_color(item))
         ax.set_ylabel("share of rows")
@@ -46,8 +47,11 @@ def render_chart(version: str, scores: list[Score]) -> bytes:
     return buffer.getvalue()
 
 
-def _bin_labels(edges: list[float]) -> list[str]:
-    inner = edges[1:-1]
+def bin_labels(item: Score) -> list[str]:
+    """Numeric bins by their edges; categorical bins by category, then the unseen bin."""
+    if item.categories is not None:
+        return [*item.categories, "(unseen)"]
+    inner = (item.edges or [])[1:-1]
     if not inner:
         return ["all"]
     labels = [f"<={_short(inner[0])}"]
