@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,27 +57,32 @@ def test_git_may_be_unknown(run_dir: Path) -> None:
     assert read_manifest(run_dir).git is None
 
 
-@pytest.mark.parametrize(
-    ("mutate", "message"),
-    [
-        (lambda raw: raw.pop("files"), "missing files"),
-        (lambda raw: raw.update(extra=1), "unknown fields extra"),
-        (lambda raw: raw.update(schema_version=99), "'schema_version'"),
-        (lambda raw: raw.update(model_version="7"), "'model_version' must look like v001"),
-        (lambda raw: raw.update(created_at="yesterday"), "'created_at'"),
-        (lambda raw: raw["files"].update({"model.skops": "xyz"}), "sha256"),
-        (lambda raw: raw["files"].update({"../evil": "a" * 64}), "not a relative path"),
-        (lambda raw: raw["input_schema"][0].update(type="string"), "must be one of integer"),
-        (lambda raw: raw["input_schema"][0].update(min=100), "min greater than max"),
-        (lambda raw: raw["input_schema"].append(raw["input_schema"][0]), "repeats feature"),
-        (lambda raw: raw["data"].update(rows=0), "'data.rows' must be a positive integer"),
-        (lambda raw: raw["params"].pop("seed"), "records the seed"),
-        (lambda raw: raw["metrics"].update(rmse="low"), "'metrics.rmse' must be a finite number"),
-        (lambda raw: raw["libraries"].pop("skops"), "'libraries.skops'"),
-        (lambda raw: raw["examples"][0]["input"].pop("age"), "exactly the input_schema"),
-        (lambda raw: raw["model"].update(path="other.skops"), "not listed in files"),
-    ],
-)
+INVALID_V1: list[tuple[Any, str]] = [
+    (lambda raw: raw.pop("files"), "missing files"),
+    (lambda raw: raw.update(extra=1), "unknown fields extra"),
+    (lambda raw: raw.update(schema_version=99), "'schema_version'"),
+    (lambda raw: raw.update(model_version="7"), "'model_version' must look like v001"),
+    (lambda raw: raw.update(created_at="yesterday"), "'created_at'"),
+    (lambda raw: raw["files"].update({"model.skops": "xyz"}), "sha256"),
+    (lambda raw: raw["files"].update({"../evil": "a" * 64}), "not a relative path"),
+    (lambda raw: raw["input_schema"][0].update(type="string"), "must be one of integer"),
+    (lambda raw: raw["input_schema"][0].update(min=100), "min greater than max"),
+    (lambda raw: raw["input_schema"].append(raw["input_schema"][0]), "repeats feature"),
+    (lambda raw: raw["data"].update(rows=0), "'data.rows' must be a positive integer"),
+    (lambda raw: raw["params"].pop("seed"), "records the seed"),
+    (lambda raw: raw["metrics"].update(rmse="low"), "'metrics.rmse' must be a finite number"),
+    (lambda raw: raw["libraries"].pop("skops"), "'libraries.skops'"),
+    (lambda raw: raw["examples"][0]["input"].pop("age"), "exactly the input_schema"),
+    (lambda raw: raw["model"].update(path="other.skops"), "not listed in files"),
+    (lambda raw: raw["data"].update(extra=1), "'data' must hold exactly"),
+    (lambda raw: raw["git"].update(extra=1), "'git' must hold exactly"),
+    (lambda raw: raw["quality_gate"].update(extra=1), "'quality_gate'"),
+    (lambda raw: raw["input_schema"][0].update(nullable=True), "unknown keys nullable"),
+    (lambda raw: raw["examples"][0].update(note="x"), "unknown keys note"),
+]
+
+
+@pytest.mark.parametrize(("mutate", "message"), INVALID_V1)
 def test_invalid_manifest_is_refused_with_the_field_named(
     run_dir: Path, mutate: object, message: str
 ) -> None:

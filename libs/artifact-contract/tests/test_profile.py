@@ -34,12 +34,14 @@ def make_profile() -> Profile:
 
 def test_a_manifest_with_a_profile_is_schema_version_2(run_dir: Path) -> None:
     manifest = make_manifest(run_dir, profile=make_profile())
-    assert manifest.schema_version == SCHEMA_VERSION == 2
+    assert manifest.schema_version == 2 < SCHEMA_VERSION
     write_manifest(run_dir, manifest)
     loaded = read_manifest(run_dir)
     assert loaded == manifest
     assert loaded.profile is not None
-    assert loaded.profile.features["income_k"].edges == [30.0, 55.5, 120.0]
+    income = loaded.profile.features["income_k"]
+    assert isinstance(income, Histogram)
+    assert income.edges == [30.0, 55.5, 120.0]
     raw = json.loads((run_dir / "manifest.json").read_text())
     assert raw["schema_version"] == 2
     assert raw["profile"]["prediction"] == {
@@ -55,6 +57,18 @@ def test_callers_without_a_profile_still_write_version_1(run_dir: Path) -> None:
     raw = manifest.to_dict()
     assert "profile" not in raw
     assert raw["schema_version"] == 1
+
+
+def test_a_version_2_manifest_keeps_its_bytes(run_dir: Path) -> None:
+    # Bytes as the version-2 library wrote them: features {name, type, min, max}, output {name}.
+    raw = _v2(run_dir)
+    data = (json.dumps(raw, indent=2) + "\n").encode()
+    (run_dir / "manifest.json").write_bytes(data)
+    loaded = verify_run_dir(run_dir)
+    assert loaded.schema_version == 2
+    assert loaded.task == "regression"
+    assert [feature.nullable for feature in loaded.input_schema] == [False, False]
+    assert loaded.to_json() == data
 
 
 def test_a_version_1_manifest_written_before_profiles_still_loads_and_verifies(
@@ -76,43 +90,43 @@ def _v2(run_dir: Path) -> dict[str, Any]:
     return make_manifest(run_dir, profile=make_profile()).to_dict()
 
 
-@pytest.mark.parametrize(
-    ("mutate", "message"),
-    [
-        (lambda raw: raw.pop("profile"), "missing profile"),
-        (lambda raw: raw.update(schema_version=1), "'profile' needs schema_version 2"),
-        (lambda raw: raw["profile"].update(method="uniform"), "'profile.method'"),
-        (lambda raw: raw["profile"].update(bins=0), "'profile.bins'"),
-        (lambda raw: raw["profile"]["features"].pop("age"), "exactly the input_schema"),
-        (
-            lambda raw: raw["profile"]["features"].update(height=raw["profile"]["prediction"]),
-            "exactly the input_schema",
-        ),
-        (
-            lambda raw: raw["profile"]["features"]["age"]["edges"].reverse(),
-            "'profile.features.age.edges' must be in ascending order",
-        ),
-        (
-            lambda raw: raw["profile"]["features"]["age"].update(edges=[1.0]),
-            "at least 2 edges",
-        ),
-        (
-            lambda raw: raw["profile"]["features"]["income_k"].update(proportions=[0.5, 0.6]),
-            "'profile.features.income_k.proportions' must be non-negative and sum to 1",
-        ),
-        (
-            lambda raw: raw["profile"]["features"]["income_k"].update(proportions=[1.0]),
-            "one share per bin",
-        ),
-        (
-            lambda raw: raw["profile"]["prediction"].update(edges=[0.0, float("nan")]),
-            "'profile.prediction.edges' must hold finite numbers",
-        ),
-        (lambda raw: raw["profile"]["prediction"].update(rows=0), "'profile.prediction.rows'"),
-        (lambda raw: raw["profile"]["prediction"].pop("rows"), "exactly edges, proportions"),
-        (lambda raw: raw["profile"].update(bins=1), "'profile.features.age' has more than 1"),
-    ],
-)
+INVALID_PROFILES: list[tuple[Any, str]] = [
+    (lambda raw: raw.pop("profile"), "missing profile"),
+    (lambda raw: raw.update(schema_version=1), "'profile' needs schema_version 2"),
+    (lambda raw: raw["profile"].update(method="uniform"), "'profile.method'"),
+    (lambda raw: raw["profile"].update(bins=0), "'profile.bins'"),
+    (lambda raw: raw["profile"]["features"].pop("age"), "exactly the input_schema"),
+    (
+        lambda raw: raw["profile"]["features"].update(height=raw["profile"]["prediction"]),
+        "exactly the input_schema",
+    ),
+    (
+        lambda raw: raw["profile"]["features"]["age"]["edges"].reverse(),
+        "'profile.features.age.edges' must be in ascending order",
+    ),
+    (
+        lambda raw: raw["profile"]["features"]["age"].update(edges=[1.0]),
+        "at least 2 edges",
+    ),
+    (
+        lambda raw: raw["profile"]["features"]["income_k"].update(proportions=[0.5, 0.6]),
+        "'profile.features.income_k.proportions' must be non-negative and sum to 1",
+    ),
+    (
+        lambda raw: raw["profile"]["features"]["income_k"].update(proportions=[1.0]),
+        "one share per bin",
+    ),
+    (
+        lambda raw: raw["profile"]["prediction"].update(edges=[0.0, float("nan")]),
+        "'profile.prediction.edges' must hold finite numbers",
+    ),
+    (lambda raw: raw["profile"]["prediction"].update(rows=0), "'profile.prediction.rows'"),
+    (lambda raw: raw["profile"]["prediction"].pop("rows"), "exactly edges, proportions"),
+    (lambda raw: raw["profile"].update(bins=1), "'profile.features.age' has more than 1"),
+]
+
+
+@pytest.mark.parametrize(("mutate", "message"), INVALID_PROFILES)
 def test_an_invalid_profile_is_refused_with_the_field_named(
     run_dir: Path, mutate: object, message: str
 ) -> None:

@@ -9,14 +9,22 @@ from artifact_contract.digests import (
     sha256_file,
 )
 from artifact_contract.errors import ContractError, IntegrityError, ManifestError, VersionError
+from artifact_contract.interface import (
+    FEATURE_TYPES,
+    NUMERIC_TYPES,
+    TASKS,
+    Feature,
+    JSONScalar,
+    Label,
+    label_key,
+)
 from artifact_contract.layout import LATEST, RUNS_DIR, ArtifactRoot, exclusive_lock
 from artifact_contract.manifest import (
-    FEATURE_TYPES,
     REQUIRED_LIBRARIES,
     SCHEMA_VERSION,
+    SUPPORTED_SCHEMA_VERSIONS,
     DataRef,
     Example,
-    Feature,
     GitInfo,
     Manifest,
     ModelRef,
@@ -24,7 +32,9 @@ from artifact_contract.manifest import (
     read_manifest,
     write_manifest,
 )
-from artifact_contract.profile import Histogram, Profile
+from artifact_contract.profile import CategoryShares, Histogram, Profile
+from artifact_contract.schema import MANIFEST_SCHEMA_FILE, manifest_json_schema
+from artifact_contract.trust import TRUSTED_TYPES
 from artifact_contract.verify import VERSION_FILE, verify_run_dir
 from artifact_contract.versions import format_version, is_version, next_version, parse_version
 
@@ -32,11 +42,17 @@ __all__ = [
     "FEATURE_TYPES",
     "LATEST",
     "MANIFEST_FILE",
+    "MANIFEST_SCHEMA_FILE",
+    "NUMERIC_TYPES",
     "REQUIRED_LIBRARIES",
     "RUNS_DIR",
     "SCHEMA_VERSION",
+    "SUPPORTED_SCHEMA_VERSIONS",
+    "TASKS",
+    "TRUSTED_TYPES",
     "VERSION_FILE",
     "ArtifactRoot",
+    "CategoryShares",
     "ContractError",
     "DataRef",
     "Example",
@@ -44,6 +60,8 @@ __all__ = [
     "GitInfo",
     "Histogram",
     "IntegrityError",
+    "JSONScalar",
+    "Label",
     "Manifest",
     "ManifestError",
     "ModelRef",
@@ -54,7 +72,9 @@ __all__ = [
     "file_digests",
     "format_version",
     "is_version",
+    "label_key",
     "list_run_files",
+    "manifest_json_schema",
     "manifest_sha256",
     "next_version",
     "parse_version",

@@ -8,7 +8,6 @@ tests read them), so they change only with ``schema_version``.
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,26 +15,30 @@ from typing import Any
 
 from artifact_contract.digests import MANIFEST_FILE, sha256_bytes
 from artifact_contract.errors import ManifestError, VersionError
+from artifact_contract.interface import (
+    Feature,
+    JSONScalar,
+    Label,
+    fail,
+    output_task,
+    require_object,
+    require_str,
+    validate_examples,
+    validate_input_schema,
+    validate_metrics,
+    validate_output,
+)
 from artifact_contract.profile import Profile, validate_profile
 from artifact_contract.versions import parse_version
 
-# 2 adds ``profile`` (required from 2 on, absent in 1). Version-1 manifests still load.
-SCHEMA_VERSION = 2
-SUPPORTED_SCHEMA_VERSIONS = (1, 2)
-FEATURE_TYPES = ("integer", "number")
+# 2 adds ``profile`` (required from 2 on, absent in 1). 3 adds boolean and categorical features,
+# nullable features and classification outputs (see interface.py). Versions 1 and 2 still load,
+# and serialise to the very bytes they were read from.
+SCHEMA_VERSION = 3
+SUPPORTED_SCHEMA_VERSIONS = (1, 2, 3)
 REQUIRED_LIBRARIES = ("python", "scikit-learn", "numpy", "skops", "mlflow")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z")
-
-JSONScalar = str | int | float | bool | None
-
-
-@dataclass(frozen=True)
-class Feature:
-    name: str
-    type: str
-    min: float
-    max: float
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,10 @@ class GitInfo:
 
 @dataclass(frozen=True)
 class Example:
-    input: dict[str, float]
-    prediction: float
+    input: dict[str, JSONScalar]
+    prediction: JSONScalar
+    # Classification only (optional): probability per class, keyed by label_key(label).
+    probabilities: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,7 @@ class Manifest:
     model: ModelRef
     files: dict[str, str]
     input_schema: list[Feature]
-    output: dict[str, str]
+    output: dict[str, Any]
     data: DataRef
     params: dict[str, JSONScalar]
     metrics: dict[str, float]
@@ -85,21 +90,41 @@ class Manifest:
     libraries: dict[str, str]
     git: GitInfo | None
     examples: list[Example]
-    # 0 means "follow the content": 2 when there is a profile, else 1 (so callers that predate
-    # profiles keep writing valid version-1 manifests).
+    # 0 means "follow the content": 1 without a profile, 3 when the output names its task,
+    # else 2 (so callers that predate profiles keep writing valid version-1 manifests).
     schema_version: int = 0
     profile: Profile | None = None
 
     def __post_init__(self) -> None:
         if self.schema_version == 0:
-            object.__setattr__(self, "schema_version", 1 if self.profile is None else 2)
+            if self.profile is None:
+                version = 1
+            else:
+                version = 3 if "task" in self.output else 2
+            object.__setattr__(self, "schema_version", version)
 
     @property
     def feature_names(self) -> list[str]:
         return [feature.name for feature in self.input_schema]
 
+    @property
+    def task(self) -> str:
+        """``regression`` or ``classification`` (versions 1 and 2 are regression)."""
+        return output_task(self.output)
+
+    @property
+    def classes(self) -> list[Label]:
+        """The class labels in the model's order (empty for regression)."""
+        return list(self.output.get("classes", []))
+
     def to_dict(self) -> dict[str, Any]:
         body = asdict(self)
+        body["input_schema"] = [
+            feature.to_dict(self.schema_version) for feature in self.input_schema
+        ]
+        for example in body["examples"]:
+            if example["probabilities"] is None:
+                del example["probabilities"]
         if body["profile"] is None:
             # Version 1 has no such key: its bytes (and so its digest) stay what they were.
             del body["profile"]
@@ -126,7 +151,7 @@ class Manifest:
             created_at=raw["created_at"],
             model=ModelRef(**raw["model"]),
             files=dict(raw["files"]),
-            input_schema=[Feature(**feature) for feature in raw["input_schema"]],
+            input_schema=[Feature.from_dict(feature) for feature in raw["input_schema"]],
             output=dict(raw["output"]),
             data=DataRef(**raw["data"]),
             params=dict(raw["params"]),
@@ -175,34 +200,9 @@ def _refuse_constant(name: str) -> float:
 # --- validation ---------------------------------------------------------------------------
 
 
-def _fail(where: str, problem: str) -> ManifestError:
-    return ManifestError(f"field {where!r} {problem}")
-
-
-def _require_object(value: Any, where: str, keys: tuple[str, ...]) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _fail(where, f"must be an object, got {type(value).__name__}")
-    missing = [key for key in keys if key not in value]
-    if missing:
-        raise _fail(where, f"is missing {', '.join(missing)}")
-    return value
-
-
-def _require_str(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise _fail(where, "must be a non-empty string")
-    return value
-
-
-def _require_number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _fail(where, "must be a finite number")
-    return float(value)
-
-
 def _require_sha256(value: Any, where: str) -> None:
     if not isinstance(value, str) or not _SHA256.fullmatch(value):
-        raise _fail(where, "must be a lowercase sha256 hex digest")
+        raise fail(where, "must be a lowercase sha256 hex digest")
 
 
 _TOP_LEVEL = (
@@ -237,106 +237,75 @@ def validate(raw: Any) -> None:
 
     schema_version = raw["schema_version"]
     if schema_version not in SUPPORTED_SCHEMA_VERSIONS or isinstance(schema_version, bool):
-        raise _fail(
+        raise fail(
             "schema_version", f"is {schema_version!r}; supported: {SUPPORTED_SCHEMA_VERSIONS}"
         )
     try:
         parse_version(raw["model_version"] if isinstance(raw["model_version"], str) else "")
     except VersionError:
-        raise _fail("model_version", "must look like v001") from None
+        raise fail("model_version", "must look like v001") from None
     if not isinstance(raw["created_at"], str) or not _TIMESTAMP.fullmatch(raw["created_at"]):
-        raise _fail("created_at", "must be an ISO-8601 UTC time ending in Z")
+        raise fail("created_at", "must be an ISO-8601 UTC time ending in Z")
 
-    model = _require_object(raw["model"], "model", ("flavor", "path", "format"))
+    model = require_object(raw["model"], "model", ("flavor", "path", "format"))
     for key in ("flavor", "path", "format"):
-        _require_str(model[key], f"model.{key}")
+        require_str(model[key], f"model.{key}")
     if set(model) != {"flavor", "path", "format"}:
-        raise _fail("model", "must hold exactly flavor, path and format")
+        raise fail("model", "must hold exactly flavor, path and format")
 
     files = raw["files"]
     if not isinstance(files, dict) or not files:
-        raise _fail("files", "must be a non-empty object of path -> sha256")
+        raise fail("files", "must be a non-empty object of path -> sha256")
     for name, digest in files.items():
         if name == MANIFEST_FILE or name.startswith("/") or ".." in name.split("/"):
-            raise _fail(f"files.{name}", "is not a relative path inside the run directory")
+            raise fail(f"files.{name}", "is not a relative path inside the run directory")
         _require_sha256(digest, f"files.{name}")
     if model["path"] not in files:
-        raise _fail("model.path", f"names {model['path']!r}, which is not listed in files")
+        raise fail("model.path", f"names {model['path']!r}, which is not listed in files")
 
-    _validate_input_schema(raw["input_schema"])
-    output = _require_object(raw["output"], "output", ("name",))
-    _require_str(output["name"], "output.name")
+    validate_input_schema(raw["input_schema"], schema_version)
+    validate_output(raw["output"], schema_version)
 
-    data = _require_object(raw["data"], "data", ("source", "sha256", "rows"))
-    _require_str(data["source"], "data.source")
+    data = require_object(raw["data"], "data", ("source", "sha256", "rows"))
+    if set(data) != {"source", "sha256", "rows"}:
+        raise fail("data", "must hold exactly source, sha256 and rows")
+    require_str(data["source"], "data.source")
     _require_sha256(data["sha256"], "data.sha256")
     if isinstance(data["rows"], bool) or not isinstance(data["rows"], int) or data["rows"] < 1:
-        raise _fail("data.rows", "must be a positive integer")
+        raise fail("data.rows", "must be a positive integer")
 
     if not isinstance(raw["params"], dict) or "seed" not in raw["params"]:
-        raise _fail("params", "must be an object that records the seed")
-    metrics = raw["metrics"]
-    if not isinstance(metrics, dict):
-        raise _fail("metrics", "must be an object of name -> number")
-    for name, value in metrics.items():
-        _require_number(value, f"metrics.{name}")
-    gate = _require_object(raw["quality_gate"], "quality_gate", ("passed", "checks"))
-    if not isinstance(gate["passed"], bool) or not isinstance(gate["checks"], list):
-        raise _fail("quality_gate", "must hold passed (bool) and checks (list)")
+        raise fail("params", "must be an object that records the seed")
+    validate_metrics(raw["metrics"], raw["output"], schema_version)
+    gate = require_object(raw["quality_gate"], "quality_gate", ("passed", "checks"))
+    if (
+        set(gate) != {"passed", "checks"}
+        or not isinstance(gate["passed"], bool)
+        or not isinstance(gate["checks"], list)
+    ):
+        raise fail("quality_gate", "must hold passed (bool) and checks (list)")
 
     libraries = raw["libraries"]
     if not isinstance(libraries, dict):
-        raise _fail("libraries", "must be an object of name -> version")
+        raise fail("libraries", "must be an object of name -> version")
     for name in REQUIRED_LIBRARIES:
-        _require_str(libraries.get(name), f"libraries.{name}")
+        require_str(libraries.get(name), f"libraries.{name}")
 
     git = raw["git"]
     if git is not None:
-        git = _require_object(git, "git", ("commit", "dirty"))
-        _require_str(git["commit"], "git.commit")
+        git = require_object(git, "git", ("commit", "dirty"))
+        if set(git) != {"commit", "dirty"}:
+            raise fail("git", "must hold exactly commit and dirty")
+        require_str(git["commit"], "git.commit")
         if not isinstance(git["dirty"], bool):
-            raise _fail("git.dirty", "must be true or false")
+            raise fail("git.dirty", "must be true or false")
 
-    names = [feature["name"] for feature in raw["input_schema"]]
-    _validate_examples(raw["examples"], names)
+    validate_examples(raw["examples"], raw["input_schema"], raw["output"], schema_version)
     if schema_version == 1 and "profile" in raw:
-        raise _fail("profile", "needs schema_version 2 (version 1 has no profile)")
+        raise fail("profile", "needs schema_version 2 (version 1 has no profile)")
     if schema_version >= 2:
         if "profile" not in raw:
             raise ManifestError(
                 f"manifest is missing profile (required by schema_version {schema_version})"
             )
-        validate_profile(raw["profile"], names)
-
-
-def _validate_input_schema(schema: Any) -> None:
-    if not isinstance(schema, list) or not schema:
-        raise _fail("input_schema", "must be a non-empty list of features")
-    seen: set[str] = set()
-    for index, item in enumerate(schema):
-        where = f"input_schema[{index}]"
-        feature = _require_object(item, where, ("name", "type", "min", "max"))
-        name = _require_str(feature["name"], f"{where}.name")
-        if name in seen:
-            raise _fail(f"{where}.name", f"repeats feature {name!r}")
-        seen.add(name)
-        if feature["type"] not in FEATURE_TYPES:
-            raise _fail(f"{where}.type", f"must be one of {', '.join(FEATURE_TYPES)}")
-        low = _require_number(feature["min"], f"{where}.min")
-        high = _require_number(feature["max"], f"{where}.max")
-        if low > high:
-            raise _fail(where, "has min greater than max")
-
-
-def _validate_examples(examples: Any, names: list[str]) -> None:
-    if not isinstance(examples, list):
-        raise _fail("examples", "must be a list")
-    for index, item in enumerate(examples):
-        where = f"examples[{index}]"
-        example = _require_object(item, where, ("input", "prediction"))
-        record = example["input"]
-        if not isinstance(record, dict) or sorted(record) != sorted(names):
-            raise _fail(f"{where}.input", "must give a value for exactly the input_schema features")
-        for name, value in record.items():
-            _require_number(value, f"{where}.input.{name}")
-        _require_number(example["prediction"], f"{where}.prediction")
+        validate_profile(raw["profile"], raw["input_schema"], raw["output"], schema_version)

@@ -1,4 +1,4 @@
-"""The reference profile (manifest schema_version 2): what the training data looked like.
+"""The reference profile (manifest schema_version 2 on): what the training data looked like.
 
 Per input feature, quantile bin edges and the share of training rows in each bin; the same for
 the model's predictions on the holdout set. A drift check bins served data on the same edges and
@@ -6,6 +6,13 @@ compares the shares (PSI). Bins are ``(-inf, e1], (e1, e2], ..., (e_{k-1}, +inf)
 and last edges are the training minimum and maximum, kept for charts, and values beyond them
 count in the outer bins. Edges may repeat (a feature with few distinct values); only the
 non-empty bins carry weight then.
+
+Schema version 3 adds category shares for categorical and boolean features (boolean categories
+are ``"false"`` and ``"true"``) and, for a classification model, for its predicted classes
+(categories are the labels spelt by ``label_key``): ``{"kind": "categorical", "categories",
+"proportions", "unseen", "rows"}``, where ``unseen`` is the share of values outside the
+categories (0.0 at training; a drift check fills it from served data). Missing values are not
+profiled: ``rows`` counts the non-missing ones.
 """
 
 from __future__ import annotations
@@ -16,10 +23,11 @@ from itertools import pairwise
 from typing import Any
 
 from artifact_contract.errors import ManifestError
+from artifact_contract.interface import SUM_TOLERANCE, label_key
 
 PROFILE_METHOD = "quantile"
-# How far the proportions may stray from summing to 1 (they are rounded floats).
-_SUM_TOLERANCE = 1e-6
+CATEGORICAL_KIND = "categorical"
+BOOLEAN_CATEGORIES = ["false", "true"]
 
 
 @dataclass(frozen=True)
@@ -29,11 +37,23 @@ class Histogram:
     rows: int
 
 
+@dataclass(frozen=True, kw_only=True)
+class CategoryShares:
+    kind: str = CATEGORICAL_KIND
+    categories: list[str]
+    proportions: list[float]
+    unseen: float
+    rows: int
+
+
+Shares = Histogram | CategoryShares
+
+
 @dataclass(frozen=True)
 class Profile:
     bins: int
-    features: dict[str, Histogram]
-    prediction: Histogram
+    features: dict[str, Shares]
+    prediction: Shares
     method: str = PROFILE_METHOD
 
     @classmethod
@@ -42,12 +62,19 @@ class Profile:
         return cls(
             method=raw["method"],
             bins=raw["bins"],
-            features={name: _histogram(item) for name, item in raw["features"].items()},
-            prediction=_histogram(raw["prediction"]),
+            features={name: _shares(item) for name, item in raw["features"].items()},
+            prediction=_shares(raw["prediction"]),
         )
 
 
-def _histogram(raw: dict[str, Any]) -> Histogram:
+def _shares(raw: dict[str, Any]) -> Shares:
+    if raw.get("kind") == CATEGORICAL_KIND:
+        return CategoryShares(
+            categories=list(raw["categories"]),
+            proportions=[float(share) for share in raw["proportions"]],
+            unseen=float(raw["unseen"]),
+            rows=raw["rows"],
+        )
     return Histogram(
         edges=[float(edge) for edge in raw["edges"]],
         proportions=[float(share) for share in raw["proportions"]],
@@ -79,15 +106,44 @@ def validate_histogram(raw: Any, where: str) -> None:
         raise _fail(f"{where}.edges", "must be in ascending order")
     if len(shares) != len(edges) - 1:
         raise _fail(f"{where}.proportions", "must hold one share per bin (len(edges) - 1)")
-    if any(share < 0 for share in shares) or abs(sum(shares) - 1.0) > _SUM_TOLERANCE:
+    if any(share < 0 for share in shares) or abs(sum(shares) - 1.0) > SUM_TOLERANCE:
         raise _fail(f"{where}.proportions", "must be non-negative and sum to 1")
-    rows = raw["rows"]
+    _validate_rows(raw["rows"], f"{where}.rows")
+
+
+def _validate_rows(rows: Any, where: str) -> None:
     if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
-        raise _fail(f"{where}.rows", "must be a positive integer")
+        raise _fail(where, "must be a positive integer")
 
 
-def validate_profile(raw: Any, feature_names: list[str]) -> None:
+def validate_category_shares(raw: Any, where: str, categories: list[str]) -> None:
+    """Shares of exactly ``categories`` (in that order) plus ``unseen``, summing to 1."""
+    keys = {"kind", "categories", "proportions", "unseen", "rows"}
+    if not isinstance(raw, dict) or set(raw) != keys or raw["kind"] != CATEGORICAL_KIND:
+        raise _fail(
+            where,
+            f"must be an object holding kind {CATEGORICAL_KIND!r} and exactly "
+            "categories, proportions, unseen and rows",
+        )
+    if raw["categories"] != categories:
+        raise _fail(f"{where}.categories", f"must be {categories}")
+    shares = _finite_list(raw["proportions"], f"{where}.proportions")
+    if len(shares) != len(categories):
+        raise _fail(f"{where}.proportions", "must hold one share per category")
+    unseen = _finite_list([raw["unseen"]], f"{where}.unseen")[0]
+    if (
+        any(share < 0 for share in [*shares, unseen])
+        or abs(sum(shares) + unseen - 1.0) > SUM_TOLERANCE
+    ):
+        raise _fail(f"{where}.proportions", "must be non-negative and sum to 1 with unseen")
+    _validate_rows(raw["rows"], f"{where}.rows")
+
+
+def validate_profile(
+    raw: Any, input_schema: list[dict[str, Any]], output: dict[str, Any], schema_version: int
+) -> None:
     """Raise ManifestError naming the first problem in a manifest's ``profile`` object."""
+    feature_names = [feature["name"] for feature in input_schema]
     keys = {"method", "bins", "features", "prediction"}
     if not isinstance(raw, dict) or set(raw) != keys:
         raise _fail("profile", f"must be an object holding exactly {', '.join(sorted(keys))}")
@@ -99,8 +155,20 @@ def validate_profile(raw: Any, feature_names: list[str]) -> None:
     features = raw["features"]
     if not isinstance(features, dict) or sorted(features) != sorted(feature_names):
         raise _fail("profile.features", "must profile exactly the input_schema features")
-    for name, histogram in features.items():
-        validate_histogram(histogram, f"profile.features.{name}")
-        if len(histogram["proportions"]) > bins:
-            raise _fail(f"profile.features.{name}", f"has more than {bins} bins")
-    validate_histogram(raw["prediction"], "profile.prediction")
+    types = {feature["name"]: feature for feature in input_schema}
+    for name, shares in features.items():
+        where = f"profile.features.{name}"
+        kind = types[name]["type"]
+        if kind == "categorical":
+            validate_category_shares(shares, where, types[name]["categories"])
+        elif kind == "boolean":
+            validate_category_shares(shares, where, BOOLEAN_CATEGORIES)
+        else:
+            validate_histogram(shares, where)
+            if len(shares["proportions"]) > bins:
+                raise _fail(where, f"has more than {bins} bins")
+    if schema_version >= 3 and output["task"] == "classification":
+        classes = [label_key(label) for label in output["classes"]]
+        validate_category_shares(raw["prediction"], "profile.prediction", classes)
+    else:
+        validate_histogram(raw["prediction"], "profile.prediction")
