@@ -320,7 +320,7 @@ def test_the_smoke_gate_fails_when_the_server_refuses_or_predicts_otherwise(
     # A consistent artifact (digests verify) whose recorded example is not what the model says.
     altered = tmp_path / "v002"
     shutil.copytree(source, altered)
-    wrong = manifest.examples[0].prediction + 1.0
+    wrong = float(manifest.examples[0].prediction or 0.0) + 1.0
     examples = [replace(manifest.examples[0], prediction=wrong), *manifest.examples[1:]]
     digest = write_manifest(altered, replace(manifest, examples=examples))
     mismatch = smoke(INFERENCE_BIN, altered, read_manifest(altered), digest)

@@ -62,7 +62,7 @@ def classifier(version: str = "v002", accuracy: float = 0.9, baseline: float = 0
     """A classification manifest's fields as schema_version 3 writes them."""
     metrics = {"accuracy": accuracy, "balanced_accuracy": accuracy, "baseline_accuracy": baseline}
     output = {"name": "label", "task": "classification", "classes": ["no", "yes"]}
-    return replace(manifest(version), output=output, metrics=metrics)  # type: ignore[arg-type]
+    return replace(manifest(version), output=output, metrics=metrics)
 
 
 def policy(tmp_path: Path, body: str) -> Path:

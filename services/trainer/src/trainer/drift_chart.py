@@ -36,7 +36,10 @@ def render_chart(version: str, scores: list[Score]) -> bytes:
         ax.bar(positions + 0.2, item.observed, width=0.4, color=_OBSERVED, label="observed")
         ax.set_xticks(positions, bin_labels(item), rotation=45, ha="right", fontsize=7)
         verdict = "DRIFT" if item.drifted else "ok"
-        ax.set_title(f"{item.name}: PSI {item.psi:.3f} ({verdict})", color=_title_color(item))
+        nulls = f", {item.missing} null" if item.missing else ""
+        ax.set_title(
+            f"{item.name}: PSI {item.psi:.3f} ({verdict}{nulls})", color=_title_color(item)
+        )
         ax.set_ylabel("share of rows")
         ax.legend(fontsize=7)
     for ax in axes[len(scores) :]:

@@ -30,11 +30,6 @@ class Gate:
         return asdict(self)
 
 
-def task_of(manifest: Manifest) -> str:
-    """The model's task; manifests before schema_version 3 are all regression."""
-    return str(manifest.output.get("task", "regression"))
-
-
 def integrity(run_dir: Path, expected_manifest_sha256: str | None = None) -> Gate:
     """Gate 1: the run directory exists, its manifest is valid and every file's digest verifies
     (and, for a reference, the manifest's own digest is the one recorded)."""
@@ -63,7 +58,7 @@ def quality(
     baseline by the policy's skill; absolute limits (a registered model's table) hold; and, when
     ``production`` is given, its skill is not below production's beyond the tolerance."""
     version = manifest.model_version
-    task = task_of(manifest)
+    task = manifest.task
     figures: dict[str, Any] = {"training_gate_passed": manifest.quality_gate.passed, "task": task}
     if not manifest.quality_gate.passed:
         rules = ", ".join(
@@ -156,10 +151,10 @@ def _against_production(
     """The refusal line when the candidate is worse than production beyond the tolerance."""
     other = production.model_version
     figures.update(production_version=other, max_skill_drop=rule.max_skill_drop)
-    if task_of(production) != figures["task"]:
+    if production.task != figures["task"]:
         return (
             f"{version} is a {figures['task']} model, production {other} a "
-            f"{task_of(production)} model: one registered model serves one task"
+            f"{production.task} model: one registered model serves one task"
         )
     found = _metric_pair(production, rule, f"production {other}")
     if isinstance(found, str):
