@@ -30,10 +30,11 @@ from PIL import Image
 
 from trainer import data, evaluate, model
 from trainer.cli import main
+from trainer.policy import POLICY_FILE
 from trainer.profile import reference_profile
 from trainer.settings import Settings
 
-POLICY = Path(__file__).resolve().parents[1] / "policy.toml"
+POLICY = POLICY_FILE
 LIBRARIES = {"python": "3.11", "scikit-learn": "1", "numpy": "2", "skops": "0", "mlflow": "3"}
 
 

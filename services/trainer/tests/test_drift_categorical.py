@@ -28,9 +28,10 @@ from artifact_contract import (
 from PIL import Image
 
 from trainer.cli import main
+from trainer.policy import POLICY_FILE
 from trainer.settings import Settings
 
-POLICY = Path(__file__).resolve().parents[1] / "policy.toml"
+POLICY = POLICY_FILE
 CITIES = ["Lyon", "Nice", "Paris"]
 CITY_SHARES = [0.5, 0.2, 0.3]
 MEMBER_SHARES = [0.4, 0.6]  # "false", "true"
@@ -138,8 +139,9 @@ def write_log(path: Path, served: list[dict[str, Any]]) -> Path:
 def drift(tmp_path: Path, log: Path) -> tuple[int, dict[str, Any], Path]:
     root = publish(tmp_path / "artifacts")
     out = tmp_path / "report"
-    argv = ["drift", "--log", str(log), "--artifact-root", str(root), "--policy", str(POLICY)]
-    code = main([*argv, "--out", str(out)], settings=Settings.from_env({}, cwd=tmp_path))
+    # No --policy, and no checkout around tmp_path: the policy shipped in the package is used.
+    argv = ["drift", "--log", str(log), "--artifact-root", str(root), "--out", str(out)]
+    code = main(argv, settings=Settings.from_env({}, cwd=tmp_path))
     return code, json.loads((out / "report.json").read_text()), out
 
 

@@ -27,11 +27,12 @@ from artifact_contract import read_manifest, sha256_file, write_manifest
 
 from trainer import data
 from trainer.cli import main
+from trainer.policy import POLICY_FILE
 from trainer.settings import Settings, find_repo_root
 from trainer.smoke import free_port, smoke
 
 REPO_ROOT = find_repo_root(Path(__file__))
-POLICY = REPO_ROOT / "services" / "trainer" / "policy.toml"
+POLICY = POLICY_FILE
 INFERENCE_BIN = REPO_ROOT / "services" / "inference" / ".venv" / "bin" / "inference"
 SAMPLES = "400"
 

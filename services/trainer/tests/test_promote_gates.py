@@ -17,11 +17,12 @@ from artifact_contract import (
     QualityGate,
 )
 
+import trainer
 from trainer.deployments import DeploymentError, Deployments, Reference, run_dir_of
 from trainer.gates import PromotionPolicy, integrity, quality, staged_and_approved
-from trainer.policy import PolicyError
+from trainer.policy import POLICY_FILE, PolicyError
 
-POLICY = Path(__file__).resolve().parents[1] / "policy.toml"
+POLICY = POLICY_FILE
 SHA_A = "a" * 64
 SHA_B = "b" * 64
 
@@ -93,6 +94,7 @@ max_skill_drop = 0.05
 
 
 def test_the_checked_in_policy_is_relative_for_both_tasks_with_no_absolute_limits() -> None:
+    assert POLICY.parent == Path(trainer.__file__).parent  # package data: in the image too
     loaded = PromotionPolicy.load(POLICY)
     regression, classification = loaded.rule("regression"), loaded.rule("classification")
     assert (regression.metric, regression.direction, regression.baseline) == (

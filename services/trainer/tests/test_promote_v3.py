@@ -30,10 +30,11 @@ from artifact_contract import (
 )
 
 from tests.conftest import make_settings, run_cli
+from trainer.policy import POLICY_FILE
 from trainer.settings import Settings
 from trainer.smoke import SmokeFailure, compare
 
-POLICY = Path(__file__).resolve().parents[1] / "policy.toml"
+POLICY = POLICY_FILE
 RECORD: dict[str, JSONScalar] = {"plan": "pro", "seats": 3, "trial": None}
 
 
@@ -116,7 +117,8 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def promote(settings: Settings, version: str, target: str, *extra: str) -> Any:
-    argv = ["promote", "--version", version, "--target", target, "--policy", str(POLICY)]
+    """``trainer promote`` without --policy: the policy shipped in the package."""
+    argv = ["promote", "--version", version, "--target", target]
     return run_cli([*argv, *extra], settings)
 
 
@@ -153,6 +155,7 @@ def test_a_classifier_is_judged_on_skill_and_the_instant_gates_run_before_smoke(
         ("quality", True),
         ("smoke", False),
     ]
+    assert staged.summary["policy"]["path"] == str(POLICY)
     assert gates[1]["figures"]["task"] == "classification"
     assert gates[1]["figures"]["skill"] == pytest.approx(0.75)
     assert "no inference service at" in gates[2]["detail"]

@@ -276,7 +276,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    policy = DriftPolicy.load(args.policy or settings.repo_root / POLICY_FILE)
+    policy = DriftPolicy.load(args.policy or POLICY_FILE)
     run_dir = _run_dir(ArtifactRoot(args.artifact_root or settings.artifact_root), args.version)
     manifest = read_manifest(run_dir)
     observed = prediction_log.read(args.log, manifest.model_version, manifest.feature_names)

@@ -1,4 +1,6 @@
-"""The checked-in policy file (services/trainer/policy.toml): one TOML table per decision.
+"""The policy file: one TOML table per decision. The checked-in one,
+services/trainer/src/trainer/policy.toml, ships inside the package (the trainer image has it
+too), so every command finds its default without --policy and without a checkout.
 
 Each consumer reads its own table (``[drift]``, ``[promotion]``) through ``read_table`` or
 ``read_document`` + ``check_keys``, which refuse a missing file, invalid TOML, a missing table,
@@ -16,7 +18,7 @@ from artifact_contract import sha256_file
 
 from trainer.errors import TrainerError
 
-POLICY_FILE = Path("services") / "trainer" / "policy.toml"
+POLICY_FILE = Path(__file__).parent / "policy.toml"
 
 
 class PolicyError(TrainerError):

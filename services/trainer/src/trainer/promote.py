@@ -89,7 +89,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     root = ArtifactRoot((args.output_dir or settings.artifact_root).absolute())
-    policy = PromotionPolicy.load(args.policy or settings.repo_root / POLICY_FILE)
+    policy = PromotionPolicy.load(args.policy or POLICY_FILE)
     try:
         record = promote(
             settings,
