@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from artifact_contract import Histogram
 
 from trainer import data, evaluate, model
 from trainer.drift import psi
@@ -39,8 +40,10 @@ def test_reference_profile_covers_every_feature_and_the_holdout_predictions() ->
     assert list(profile.features) == list(data.FEATURE_NAMES)
     assert profile.features["age"].rows == 400
     assert profile.prediction.rows == 100
-    assert profile.features["age"].edges[0] == split.train["age"].min()
-    low, high = profile.prediction.edges[0], profile.prediction.edges[-1]
+    age, prediction = profile.features["age"], profile.prediction
+    assert isinstance(age, Histogram) and isinstance(prediction, Histogram)
+    assert age.edges[0] == split.train["age"].min()
+    low, high = prediction.edges[0], prediction.edges[-1]
     predictions = estimator.predict(split.holdout[list(data.FEATURE_NAMES)])
     assert (low, high) == (predictions.min(), predictions.max())
 

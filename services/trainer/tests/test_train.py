@@ -68,6 +68,7 @@ def test_manifest_describes_the_run(two_trainings: TrainedRoot) -> None:
     assert manifest.feature_names == ["age", "income_k", "tenure_years"]
     assert [f.type for f in manifest.input_schema] == ["integer", "number", "integer"]
     age = manifest.input_schema[0]
+    assert age.min is not None and age.max is not None
     assert 18 <= age.min < age.max <= 69
     assert manifest.output == {"name": "target"}
     assert manifest.data.source == "synthetic:seed=7,samples=300"

@@ -104,7 +104,7 @@ def saved_model_examples(model_dir: Path, holdout: pd.DataFrame) -> list[Example
     loaded = mlflow.pyfunc.load_model(str(model_dir))
     predictions = loaded.predict(pd.DataFrame(inputs, columns=list(FEATURE_NAMES)))
     return [
-        Example(input=record, prediction=float(value))
+        Example(input=dict(record), prediction=float(value))
         for record, value in zip(inputs, predictions, strict=True)
     ]
 
