@@ -8,10 +8,11 @@ saying which and why):
                  of the registered model, and (production, or --against-production) no more than
                  the tolerated drop below the current production model's skill;
   3 staging and approval (production only) — the same artifact is in staging, an approver named;
-  4 smoke      — the real inference service, started on the candidate, reproduces its examples
-                 (seconds: it runs last, once everything that is instant has passed).
+  4 smoke      — (3 for staging) the real inference service, started on the candidate,
+                 reproduces its examples; seconds, so it runs once every instant gate passed.
 Then: the MLflow alias moves and is tagged, ``runs/deployments/<target>.json`` is replaced
-atomically and a record is appended to ``runs/deployments/history.jsonl``."""
+atomically and a record is appended to ``runs/deployments/history.jsonl``.
+"""
 
 from __future__ import annotations
 

@@ -22,8 +22,9 @@ from trainer.tracking import store_lock
 
 PROMOTED_TO = "promoted_to"
 TARGET_TAGS = ("promoted_at", "approved_by", "policy_sha256")
-# Before per-target tags, one set described the version's last promotion; moved versions lose it.
-LEGACY_TAGS = TARGET_TAGS
+# Before per-target tags, one flat set described a version's last promotion; a version an alias
+# moves to or from loses it.
+LEGACY_TAGS = ("promoted_at", "approved_by", "policy_sha256")
 
 
 @dataclass(frozen=True)
