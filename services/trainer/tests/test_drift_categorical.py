@@ -28,6 +28,8 @@ from artifact_contract import (
 from PIL import Image
 
 from trainer.cli import main
+from trainer.drift import Score
+from trainer.drift_chart import MAX_CATEGORY_BARS, panel_bars
 from trainer.policy import POLICY_FILE
 from trainer.settings import Settings
 
@@ -207,3 +209,17 @@ def test_a_log_with_strings_where_the_profile_has_numbers_is_a_clear_error(
         "(is the log from another model?)\n"
     )
     assert not (tmp_path / "r").exists()
+
+
+def test_a_chart_panel_groups_the_smallest_of_many_categories() -> None:
+    categories = [f"c{index:02d}" for index in range(30)]
+    reference = [1 / 30] * 30 + [0.0]
+    observed = [0.5] + [0.3 / 29] * 29 + [0.2]  # c00 grew, 20 % unseen
+    item = Score("shop", 1.0, 0.25, reference, observed, categories=categories)
+    labels, drawn_reference, drawn_observed = panel_bars(item)
+    assert len(labels) == MAX_CATEGORY_BARS + 1  # the largest, "(N others)", "(unseen)"
+    assert labels[0] == "c00" and labels[-2:] == ["(19 others)", "(unseen)"]
+    assert sum(drawn_reference) == pytest.approx(1.0) and sum(drawn_observed) == pytest.approx(1.0)
+    assert drawn_observed[-1] == 0.2
+    few = Score("city", 0.0, 0.25, [*CITY_SHARES, 0.0], [*CITY_SHARES, 0.0], categories=CITIES)
+    assert panel_bars(few)[0] == [*CITIES, "(unseen)"]

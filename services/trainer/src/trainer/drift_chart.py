@@ -1,5 +1,6 @@
 """The drift chart: reference vs observed shares per bin, one panel per feature and prediction
-(numeric bins labelled by their edges, categorical ones by category plus an "(unseen)" bin).
+(numeric bins labelled by their edges, categorical ones by category, at most MAX_CATEGORY_BARS
+of them, plus an "(unseen)" bin).
 
 Drawn with matplotlib's object API on an Agg canvas (no pyplot, no global backend switch, no
 display needed), and returned as PNG bytes so the caller decides where and how to write them.
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     from trainer.drift import Score
 
 _COLUMNS = 2
+# A categorical panel shows at most this many categories (those with the largest shares, served
+# or training); the rest share one "(N others)" bar. PSI and the report use every category.
+MAX_CATEGORY_BARS = 12
 _REFERENCE = "#4c72b0"
 _OBSERVED = "#dd8452"
 
@@ -31,10 +35,11 @@ def render_chart(version: str, scores: list[Score]) -> bytes:
     figure.suptitle(f"{version}: served (observed) vs training (reference) distribution")
     axes = figure.subplots(rows, _COLUMNS, squeeze=False).ravel()
     for ax, item in zip(axes, scores, strict=False):
-        positions = np.arange(len(item.reference))
-        ax.bar(positions - 0.2, item.reference, width=0.4, color=_REFERENCE, label="reference")
-        ax.bar(positions + 0.2, item.observed, width=0.4, color=_OBSERVED, label="observed")
-        ax.set_xticks(positions, bin_labels(item), rotation=45, ha="right", fontsize=7)
+        labels, reference, observed = panel_bars(item)
+        positions = np.arange(len(labels))
+        ax.bar(positions - 0.2, reference, width=0.4, color=_REFERENCE, label="reference")
+        ax.bar(positions + 0.2, observed, width=0.4, color=_OBSERVED, label="observed")
+        ax.set_xticks(positions, labels, rotation=45, ha="right", fontsize=7)
         verdict = "DRIFT" if item.drifted else "ok"
         nulls = f", {item.missing} null" if item.missing else ""
         ax.set_title(
@@ -50,11 +55,31 @@ def render_chart(version: str, scores: list[Score]) -> bytes:
     return buffer.getvalue()
 
 
-def bin_labels(item: Score) -> list[str]:
-    """Numeric bins by their edges; categorical bins by category, then the unseen bin."""
-    if item.categories is not None:
-        return [*item.categories, "(unseen)"]
-    inner = (item.edges or [])[1:-1]
+def panel_bars(item: Score) -> tuple[list[str], list[float], list[float]]:
+    """Labels and reference/observed shares of a panel's bars: numeric bins by their edges;
+    categories (the largest MAX_CATEGORY_BARS, then one bar for the others), then unseen."""
+    if item.categories is None:
+        return bin_labels(item.edges or []), item.reference, item.observed
+    shares = list(zip(item.categories, item.reference[:-1], item.observed[:-1], strict=True))
+    if len(shares) > MAX_CATEGORY_BARS:
+        ranked = sorted(shares, key=lambda bar: max(bar[1], bar[2]), reverse=True)
+        kept = {bar[0] for bar in ranked[: MAX_CATEGORY_BARS - 1]}
+        others = [bar for bar in shares if bar[0] not in kept]
+        shares = [bar for bar in shares if bar[0] in kept]
+        shares.append(
+            (
+                f"({len(others)} others)",
+                sum(bar[1] for bar in others),
+                sum(bar[2] for bar in others),
+            )
+        )
+    shares.append(("(unseen)", item.reference[-1], item.observed[-1]))
+    return [bar[0] for bar in shares], [bar[1] for bar in shares], [bar[2] for bar in shares]
+
+
+def bin_labels(edges: list[float]) -> list[str]:
+    """Numeric bins ``(-inf, e1], ..., (e_{k-1}, +inf)`` by their inner edges."""
+    inner = edges[1:-1]
     if not inner:
         return ["all"]
     labels = [f"<={_short(inner[0])}"]
