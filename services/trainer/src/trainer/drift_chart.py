@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from trainer.drift import Score
 
 _COLUMNS = 2
-# A categorical panel shows at most this many categories (those with the largest shares, served
-# or training); the rest share one "(N others)" bar. PSI and the report use every category.
+# A categorical panel draws at most this many category bars: with more categories, those with
+# the largest shares (served or training) and one "(N others)" bar. PSI and the report use all.
 MAX_CATEGORY_BARS = 12
 _REFERENCE = "#4c72b0"
 _OBSERVED = "#dd8452"
@@ -57,7 +57,8 @@ def render_chart(version: str, scores: list[Score]) -> bytes:
 
 def panel_bars(item: Score) -> tuple[list[str], list[float], list[float]]:
     """Labels and reference/observed shares of a panel's bars: numeric bins by their edges;
-    categories (the largest MAX_CATEGORY_BARS, then one bar for the others), then unseen."""
+    at most MAX_CATEGORY_BARS category bars (beyond that, the largest and one for the others),
+    then unseen."""
     if item.categories is None:
         return bin_labels(item.edges or []), item.reference, item.observed
     shares = list(zip(item.categories, item.reference[:-1], item.observed[:-1], strict=True))
