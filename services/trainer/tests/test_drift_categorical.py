@@ -1,7 +1,7 @@
 """`trainer drift` on a schema-3 classifier with categorical, boolean and nullable features.
 
 The reference is a real manifest (validated by the contract on write) whose profile has
-category shares for ``city`` and ``member``, a histogram for ``sqft`` and class shares for the
+category shares for ``city`` and a boolean, a histogram for ``sqft`` and class shares for the
 predictions; the logs are written as the inference service writes them."""
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ from trainer.settings import Settings
 POLICY = POLICY_FILE
 CITIES = ["Lyon", "Nice", "Paris"]
 CITY_SHARES = [0.5, 0.2, 0.3]
+# A long name, as users' columns have: the printed table must still line up.
+MEMBER = "is_member_of_the_loyalty_programme"
 MEMBER_SHARES = [0.4, 0.6]  # "false", "true"
 CLASSES = [0, 1]  # integer labels: the profile spells them "0", "1"
 CLASS_SHARES = [0.7, 0.3]
@@ -63,7 +65,7 @@ def publish(root_dir: Path) -> Path:
             "city": CategoryShares(
                 categories=CITIES, proportions=CITY_SHARES, unseen=0.0, rows=1000
             ),
-            "member": CategoryShares(
+            MEMBER: CategoryShares(
                 categories=["false", "true"], proportions=MEMBER_SHARES, unseen=0.0, rows=1000
             ),
         },
@@ -83,7 +85,7 @@ def publish(root_dir: Path) -> Path:
                 input_schema=[
                     Feature(name="sqft", type="number", min=300.0, max=4000.0, nullable=True),
                     Feature(name="city", type="categorical", categories=tuple(CITIES)),
-                    Feature(name="member", type="boolean"),
+                    Feature(name=MEMBER, type="boolean"),
                 ],
                 output={"name": "churned", "task": "classification", "classes": CLASSES},
                 data=DataRef(source="test.csv", sha256="a" * 64, rows=1000),
@@ -123,7 +125,7 @@ def rows(
         features = {
             "sqft": sqft,
             "city": draw.choices(cities, city_shares)[0],
-            "member": draw.random() < MEMBER_SHARES[1],
+            MEMBER: draw.random() < MEMBER_SHARES[1],
         }
         out.append({"features": features, "prediction": draw.choices(CLASSES, class_shares)[0]})
     return out
@@ -158,7 +160,7 @@ def test_categories_booleans_and_classes_drawn_like_training_do_not_drift(
     assert city["categories"] == CITIES and "edges" not in city
     assert city["reference"] == [*CITY_SHARES, 0.0]  # one bin per category, then unseen
     assert city["observed"][-1] == 0.0
-    member = report["scores"]["member"]
+    member = report["scores"][MEMBER]
     assert member["categories"] == ["false", "true"]
     assert member["observed"][1] == pytest.approx(0.6, abs=0.04)
     prediction = report["scores"]["prediction"]
@@ -187,6 +189,9 @@ def test_unseen_categories_and_shifted_classes_are_named(
     assert report["scores"]["city"]["observed"][-1] == pytest.approx(0.4, abs=0.04)
     assert report["scores"]["city"]["psi"] > 1.0
     assert "DRIFT: city, prediction at or past the policy threshold" in printed
+    # The table's columns line up whatever the feature names' lengths.
+    table = printed.splitlines()[1:6]
+    assert len({line.index("0.25") for line in table[1:]}) == 1, printed
     with Image.open(out / "chart.png") as image:
         image.verify()
     with Image.open(out / "chart.png") as image:

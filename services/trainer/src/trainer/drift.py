@@ -226,13 +226,15 @@ def prometheus_text(manifest: Manifest, scores: list[Score], now: float) -> str:
 
 
 def table(scores: list[Score], rows: int, version: str) -> str:
+    # A user's column names can be long ("od280/od315_of_diluted_wines"): the column fits them.
+    width = max(16, *(len(item.name) + 1 for item in scores))
     out = [
         f"drift for {version} on {rows} sampled rows",
-        f"{'':<16}{'psi':>9}{'limit':>8}  verdict",
+        f"{'':<{width}}{'psi':>9}{'limit':>8}  verdict",
     ]
     for item in scores:
         verdict = "DRIFT" if item.drifted else "ok"
-        out.append(f"{item.name:<16}{item.psi:>9.4f}{item.threshold:>8.3g}  {verdict}")
+        out.append(f"{item.name:<{width}}{item.psi:>9.4f}{item.threshold:>8.3g}  {verdict}")
     return "\n".join(out)
 
 
