@@ -30,11 +30,12 @@ from PIL import Image
 
 from tests.conftest import fit_synthetic
 from trainer.cli import main
+from trainer.policy import POLICY_FILE
 from trainer.settings import Settings
 from trainer.training import data
 from trainer.training.profile import reference_profile
 
-POLICY = Path(__file__).resolve().parents[1] / "policy.toml"
+POLICY = POLICY_FILE
 LIBRARIES = {"python": "3.11", "scikit-learn": "1", "numpy": "2", "skops": "0", "mlflow": "3"}
 
 

@@ -26,12 +26,13 @@ import pytest
 from artifact_contract import read_manifest, sha256_file, write_manifest
 
 from trainer.cli import main
+from trainer.policy import POLICY_FILE
 from trainer.settings import Settings, find_repo_root
 from trainer.smoke import free_port, smoke
 from trainer.training import data
 
 REPO_ROOT = find_repo_root(Path(__file__))
-POLICY = REPO_ROOT / "services" / "trainer" / "policy.toml"
+POLICY = POLICY_FILE
 INFERENCE_BIN = REPO_ROOT / "services" / "inference" / ".venv" / "bin" / "inference"
 SAMPLES = "400"
 
@@ -110,6 +111,22 @@ class World:
             return None
         return str(found.tags["model_version"])
 
+    def tags(self, model_version: str) -> dict[str, str]:
+        """The promotion tags on the registered version of ``model_version``."""
+        from mlflow.tracking import MlflowClient
+
+        uri = self.settings.tracking_uri
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        name = self.settings.registered_model_name
+        (found,) = client.search_model_versions(
+            f"name = '{name}' and tags.model_version = '{model_version}'"
+        )
+        return {
+            key: value
+            for key, value in found.tags.items()
+            if key == "promoted_to" or key.startswith(("staging.", "production."))
+        }
+
     def state(self) -> tuple[Any, ...]:
         return (
             self.reference("staging"),
@@ -152,7 +169,13 @@ def test_promote_v001_to_staging_then_production(world: World) -> None:
     assert [gate["name"] for gate in staged.record["gates"]] == ["integrity", "quality", "smoke"]
     produced = promote(world.settings, "v001", "production", "--approved-by", "alice")
     assert produced.code == 0, produced.stderr
-    assert "gate 4 staging_and_approval: passed" in produced.stderr
+    assert "gate 3 staging_and_approval: passed" in produced.stderr
+    assert [gate["name"] for gate in produced.record["gates"]] == [
+        "integrity",
+        "quality",
+        "staging_and_approval",
+        "smoke",
+    ]
 
     reference = world.reference("production")
     assert reference is not None
@@ -162,6 +185,11 @@ def test_promote_v001_to_staging_then_production(world: World) -> None:
     assert Path(reference["artifact_uri"].removeprefix("file://")) == world.run_dir("v001")
     assert world.alias("production") == "v001"
     assert world.alias("staging") == "v001"
+    tags = world.tags("v001")
+    assert tags["promoted_to"] == "staging,production"
+    assert tags["production.approved_by"] == "alice"
+    assert tags["production.policy_sha256"] == sha256_file(POLICY)
+    assert tags["production.promoted_at"] == reference["promoted_at"]
 
     last = world.history()[-1]
     assert (last["event"], last["target"], last["from_version"], last["to_version"]) == (
@@ -181,9 +209,15 @@ def test_refusals_leave_references_and_aliases_unchanged(world: World) -> None:
     straight = promote(world.settings, "v002", "production", "--approved-by", "alice")
     assert straight.code == 3
     assert straight.stderr.strip().splitlines()[-1] == (
-        "error: promotion of v002 to production refused at gate 4 (staging_and_approval): "
+        "error: promotion of v002 to production refused at gate 3 (staging_and_approval): "
         "v002 is not in staging (staging holds v001); promote it to staging first"
     )
+    # The instant gates run first: a refusal there never starts the inference service.
+    assert [gate["name"] for gate in straight.record["gates"]] == [
+        "integrity",
+        "quality",
+        "staging_and_approval",
+    ]
 
     failed = promote(world.settings, "v003", "staging")
     assert failed.code == 3
@@ -194,9 +228,10 @@ def test_refusals_leave_references_and_aliases_unchanged(world: World) -> None:
     assert worse.code == 3
     last_line = worse.stderr.strip().splitlines()[-1]
     assert "refused at gate 2 (quality)" in last_line
-    assert "vs production v001" in last_line and "tolerance +10%" in last_line
+    assert "below production v001's" in last_line and "tolerance 0.05" in last_line
     quality = worse.record["gates"][-1]["figures"]
-    assert quality["rmse_change"] > 0.1 and quality["production_version"] == "v001"
+    assert quality["skill_change"] < -0.05 and quality["production_version"] == "v001"
+    assert quality["metric_change"] > 0.1  # rmse more than 10 % worse
 
     missing = promote(world.settings, "v009", "staging")
     assert missing.code == 3
@@ -220,6 +255,13 @@ def test_v002_through_staging_to_production_then_rollback(world: World) -> None:
     assert reference["manifest_sha256"] == sha256_file(world.run_dir("v001") / "manifest.json")
     assert reference["approved_by"] == "alice"  # the artifact's own approval
     assert world.alias("production") == "v001"
+    # Only v001 claims production in MLflow now; v002 keeps what it still holds (staging).
+    assert world.tags("v001")["promoted_to"] == "production"
+    assert world.tags("v001")["production.approved_by"] == "alice"
+    demoted = world.tags("v002")
+    assert demoted["promoted_to"] == "staging"
+    assert not [key for key in demoted if key.startswith("production.")], demoted
+    assert demoted["staging.approved_by"] == ""
     last = world.history()[-1]
     assert (last["event"], last["from_version"], last["to_version"]) == ("rollback", "v002", "v001")
     assert last["approved_by"] == "carol"

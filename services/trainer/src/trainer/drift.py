@@ -2,8 +2,11 @@
 
 For the chosen model version (``--version``, else whatever ``latest`` points at, unless every row of
 the log is from one other run of the root: then that one, and it says so) the rows it
-served are binned on the manifest profile's quantile edges; each feature gets a PSI against the
-training shares, and the predictions one against the holdout predictions' shares. Writes a JSON
+served are binned like the manifest's profile: numbers on its quantile edges, categorical and
+boolean features (and a classifier's predicted classes) by category, with one more bin for values
+training never saw ("unseen"). Each feature gets a PSI against the training shares, and the
+predictions one against the holdout predictions' shares; missing (null) values are counted, not
+binned, as in the profile. Writes a JSON
 report and a PNG chart (both atomically), optionally a Prometheus textfile, prints a table, and
 exits 4 when any score reaches its threshold in the policy file.
 """
@@ -28,6 +31,7 @@ from artifact_contract import (
     Histogram,
     Manifest,
     is_version,
+    label_key,
     manifest_sha256,
     read_manifest,
 )
@@ -67,9 +71,11 @@ class Score:
     name: str  # a feature name, or PREDICTION
     psi: float
     threshold: float
-    edges: list[float]
-    reference: list[float]
+    reference: list[float]  # share per bin
     observed: list[float]
+    edges: list[float] | None = None  # numeric bins: (-inf, e1], ..., (e_{k-1}, +inf)
+    categories: list[str] | None = None  # categorical bins: one per category, then unseen
+    missing: int = 0  # null values: counted, not binned
 
     @property
     def drifted(self) -> bool:
@@ -82,17 +88,50 @@ def psi(reference: list[float], observed: list[float]) -> float:
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
-def score(name: str, histogram: Histogram, values: list[float], threshold: float) -> Score:
-    shares = bin_shares(np.asarray(values, dtype="float64"), histogram.edges)
-    observed = [float(share) for share in shares]
+def score(
+    name: str, shares: Histogram | CategoryShares, values: list[Any], threshold: float
+) -> Score:
+    present = [value for value in values if value is not None]
+    missing = len(values) - len(present)
+    if isinstance(shares, CategoryShares):
+        reference = [*shares.proportions, shares.unseen]
+        observed = category_shares(shares.categories, present)
+        return Score(
+            name,
+            psi(reference, observed),
+            threshold,
+            reference,
+            observed,
+            categories=shares.categories,
+            missing=missing,
+        )
+    if not all(isinstance(value, int | float) and not isinstance(value, bool) for value in present):
+        raise DriftError(
+            f"{name}: the log holds non-numeric values where the profile has numbers "
+            "(is the log from another model?)"
+        )
+    numbers = np.asarray(present, dtype="float64")
+    observed = [float(share) for share in bin_shares(numbers, shares.edges)]
     return Score(
-        name=name,
-        psi=psi(histogram.proportions, observed),
-        threshold=threshold,
-        edges=histogram.edges,
-        reference=histogram.proportions,
-        observed=observed,
+        name,
+        psi(shares.proportions, observed),
+        threshold,
+        shares.proportions,
+        observed,
+        edges=shares.edges,
+        missing=missing,
     )
+
+
+def category_shares(categories: list[str], values: list[Any]) -> list[float]:
+    """Shares of each category, then of values outside them (unseen), among ``values``;
+    booleans and labels are spelt as the profile spells them (``label_key``)."""
+    index = {category: position for position, category in enumerate(categories)}
+    counts = [0] * (len(categories) + 1)
+    for value in values:
+        counts[index.get(label_key(value), len(categories))] += 1
+    total = max(len(values), 1)
+    return [count / total for count in counts]
 
 
 def assess(
@@ -111,26 +150,13 @@ def assess(
             f"at least {policy.min_rows} to judge drift (raise PREDICTION_SAMPLE_RATE or wait)"
         )
     scores = [
-        score(
-            name, _bins(profile.features[name], name), observed.features[name], policy.feature_psi
-        )
+        score(name, profile.features[name], observed.features[name], policy.feature_psi)
         for name in manifest.feature_names
     ]
     scores.append(
-        score(
-            PREDICTION,
-            _bins(profile.prediction, PREDICTION),
-            observed.predictions,
-            policy.prediction_psi,
-        )
+        score(PREDICTION, profile.prediction, observed.predictions, policy.prediction_psi)
     )
     return scores
-
-
-def _bins(reference: Histogram | CategoryShares, name: str) -> Histogram:
-    if not isinstance(reference, Histogram):
-        raise DriftError(f"{name}: drift of category shares is not supported yet")
-    return reference
 
 
 def build_report(
@@ -159,9 +185,11 @@ def build_report(
                 "psi": round(item.psi, 6),
                 "threshold": item.threshold,
                 "drifted": item.drifted,
-                "edges": item.edges,
+                **({"edges": item.edges} if item.edges is not None else {}),
+                **({"categories": item.categories} if item.categories is not None else {}),
                 "reference": item.reference,
                 "observed": [round(share, 6) for share in item.observed],
+                "missing": item.missing,
             }
             for item in scores
         },
@@ -199,13 +227,15 @@ def prometheus_text(manifest: Manifest, scores: list[Score], now: float) -> str:
 
 
 def table(scores: list[Score], rows: int, version: str) -> str:
+    # A user's column names can be long ("od280/od315_of_diluted_wines"): the column fits them.
+    width = max(16, *(len(item.name) + 1 for item in scores))
     out = [
         f"drift for {version} on {rows} sampled rows",
-        f"{'':<16}{'psi':>9}{'limit':>8}  verdict",
+        f"{'':<{width}}{'psi':>9}{'limit':>8}  verdict",
     ]
     for item in scores:
         verdict = "DRIFT" if item.drifted else "ok"
-        out.append(f"{item.name:<16}{item.psi:>9.4f}{item.threshold:>8.3g}  {verdict}")
+        out.append(f"{item.name:<{width}}{item.psi:>9.4f}{item.threshold:>8.3g}  {verdict}")
     return "\n".join(out)
 
 
@@ -253,7 +283,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    policy = DriftPolicy.load(args.policy or settings.repo_root / POLICY_FILE)
+    policy = DriftPolicy.load(args.policy or POLICY_FILE)
     root = ArtifactRoot(args.artifact_root or settings.artifact_root)
     run_dir = _run_dir(root, args.version)
     manifest = read_manifest(run_dir)

@@ -13,7 +13,10 @@ from typing import Any
 from artifact_contract import ContractError, Manifest, sha256_file, verify_run_dir
 
 from trainer.deployments import Reference
-from trainer.policy import PolicyError, read_table
+
+# PromotionPolicy is re-exported: `trainer retrain` loads it from here.
+from trainer.policy import PromotionPolicy as PromotionPolicy
+from trainer.policy import QualityRule
 
 
 @dataclass(frozen=True)
@@ -25,29 +28,6 @@ class Gate:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class PromotionPolicy:
-    max_rmse: float
-    min_r2: float
-    max_rmse_increase: float  # relative to production's rmse: 0.1 = at most 10 % worse
-    path: Path
-    sha256: str
-
-    @classmethod
-    def load(cls, path: Path) -> PromotionPolicy:
-        keys: dict[str, type] = {"max_rmse": float, "min_r2": float, "max_rmse_increase": float}
-        table = read_table(path, "promotion", keys)
-        if table["max_rmse_increase"] < 0:
-            raise PolicyError(f"{path}: [promotion] max_rmse_increase must be >= 0")
-        return cls(
-            max_rmse=float(table["max_rmse"]),
-            min_r2=float(table["min_r2"]),
-            max_rmse_increase=float(table["max_rmse_increase"]),
-            path=path,
-            sha256=sha256_file(path),
-        )
 
 
 def integrity(run_dir: Path, expected_manifest_sha256: str | None = None) -> Gate:
@@ -72,19 +52,14 @@ def quality(
     manifest: Manifest,
     policy: PromotionPolicy,
     production: Manifest | None = None,
+    model_name: str | None = None,
 ) -> Gate:
-    """Gate 2: the run passed its own training gate, its holdout metrics meet the policy, and,
-    when ``production`` is given, its rmse is not worse than production's beyond the tolerance."""
+    """Gate 2: the run passed its own training gate; its holdout metric beats the run's own
+    baseline by the policy's skill; absolute limits (a registered model's table) hold; and, when
+    ``production`` is given, its skill is not below production's beyond the tolerance."""
     version = manifest.model_version
-    metrics = manifest.metrics
-    rmse, r2 = metrics.get("rmse"), metrics.get("r2")
-    figures: dict[str, Any] = {
-        "training_gate_passed": manifest.quality_gate.passed,
-        "rmse": rmse,
-        "r2": r2,
-        "max_rmse": policy.max_rmse,
-        "min_r2": policy.min_r2,
-    }
+    task = manifest.task
+    figures: dict[str, Any] = {"training_gate_passed": manifest.quality_gate.passed, "task": task}
     if not manifest.quality_gate.passed:
         rules = ", ".join(
             str(check.get("rule", check.get("name", "?")))
@@ -92,49 +67,114 @@ def quality(
             if not check.get("passed", False)
         )
         return Gate("quality", False, f"{version} failed its training gate ({rules})", figures)
-    if rmse is None or r2 is None:
-        return Gate("quality", False, f"{version}: the manifest has no rmse/r2 metrics", figures)
-    if rmse > policy.max_rmse:
+    if task not in policy.rules:
+        return Gate("quality", False, f"{version}: the policy has no rule for task {task}", figures)
+    rule = policy.rule(task, model_name)
+    figures.update(
+        policy=rule.source,
+        metric=rule.metric,
+        direction=rule.direction,
+        baseline_metric=rule.baseline,
+        min_skill=rule.min_skill,
+    )
+    found = _metric_pair(manifest, rule, f"{version}: the manifest")
+    if isinstance(found, str):
+        return Gate("quality", False, found, figures)
+    value, baseline = found
+    skill = rule.skill(value, baseline)
+    figures.update({rule.metric: value, rule.baseline: baseline, "skill": skill})
+    name = rule.metric
+    if skill < rule.min_skill:
         return Gate(
             "quality",
             False,
-            f"{version}: holdout rmse {rmse:.1f} exceeds the policy's max_rmse {policy.max_rmse:g}",
+            f"{version}: holdout {name} {value:.6g} has skill {skill:.3f} over {rule.baseline} "
+            f"{baseline:.6g}, below the policy's min_skill {rule.min_skill:g} ({rule.source})",
             figures,
         )
-    if r2 < policy.min_r2:
-        return Gate(
-            "quality",
-            False,
-            f"{version}: holdout r2 {r2:.3f} is below the policy's min_r2 {policy.min_r2:g}",
-            figures,
-        )
-    detail = f"{version}: rmse {rmse:.1f} <= {policy.max_rmse:g}, r2 {r2:.3f} >= {policy.min_r2:g}"
-    if production is not None:
-        production_rmse = production.metrics.get("rmse")
-        if production_rmse is None:
-            return Gate(
-                "quality", False, f"production {production.model_version} has no rmse", figures
-            )
-        limit = production_rmse * (1 + policy.max_rmse_increase)
-        change = rmse / production_rmse - 1 if production_rmse else 0.0
-        figures.update(
-            production_version=production.model_version,
-            production_rmse=production_rmse,
-            production_r2=production.metrics.get("r2"),
-            rmse_change=change,
-            max_rmse_increase=policy.max_rmse_increase,
-        )
-        if rmse > limit:
+    detail = f"{version}: {name} {value:.6g}, skill {skill:.3f} over {rule.baseline} >= "
+    detail += f"{rule.min_skill:g}"
+    limits = [(m, v, "min") for m, v in rule.minimum.items()]
+    limits += [(m, v, "max") for m, v in rule.maximum.items()]
+    for metric, limit, bound in limits:
+        actual = manifest.metrics.get(metric)
+        figures[f"{bound}.{metric}"] = limit
+        figures.setdefault(metric, actual)
+        if actual is None:
             return Gate(
                 "quality",
                 False,
-                f"{version}: holdout rmse {rmse:.1f} is {change:+.1%} vs production "
-                f"{production.model_version}'s {production_rmse:.1f} (tolerance "
-                f"+{policy.max_rmse_increase:.0%})",
+                f"{version}: the manifest has no {metric} metric (policy {bound}.{metric})",
                 figures,
             )
-        detail += f", {change:+.1%} rmse vs production {production.model_version}"
+        relation = ">=" if bound == "min" else "<="
+        if (actual < limit) if bound == "min" else (actual > limit):
+            return Gate(
+                "quality",
+                False,
+                f"{version}: holdout {metric} {actual:.6g} is not {relation} the policy's "
+                f"{bound}.{metric} {limit:g} ({rule.source})",
+                figures,
+            )
+        detail += f", {metric} {actual:.6g} {relation} {limit:g}"
+    if production is not None:
+        refusal = _against_production(version, production, rule, value, skill, figures)
+        if refusal is not None:
+            return Gate("quality", False, refusal, figures)
+        detail += (
+            f", skill {skill - figures['production_skill']:+.3f} vs production "
+            f"{production.model_version}"
+        )
     return Gate("quality", True, detail, figures)
+
+
+def _metric_pair(manifest: Manifest, rule: QualityRule, whose: str) -> tuple[float, float] | str:
+    """(metric, baseline) from the manifest's metrics, or the line saying what is wrong."""
+    value = manifest.metrics.get(rule.metric)
+    baseline = manifest.metrics.get(rule.baseline)
+    if value is None or baseline is None:
+        missing = rule.metric if value is None else rule.baseline
+        return f"{whose} has no {missing} metric (policy {rule.source})"
+    if baseline == rule.best:
+        return f"{whose}'s {rule.baseline} is already perfect ({baseline:g}): no skill to measure"
+    return value, baseline
+
+
+def _against_production(
+    version: str,
+    production: Manifest,
+    rule: QualityRule,
+    value: float,
+    skill: float,
+    figures: dict[str, Any],
+) -> str | None:
+    """The refusal line when the candidate is worse than production beyond the tolerance."""
+    other = production.model_version
+    figures.update(production_version=other, max_skill_drop=rule.max_skill_drop)
+    if production.task != figures["task"]:
+        return (
+            f"{version} is a {figures['task']} model, production {other} a "
+            f"{production.task} model: one registered model serves one task"
+        )
+    found = _metric_pair(production, rule, f"production {other}")
+    if isinstance(found, str):
+        return found
+    production_value, production_baseline = found
+    production_skill = rule.skill(production_value, production_baseline)
+    figures.update(
+        production_metric=production_value,
+        production_baseline=production_baseline,
+        production_skill=production_skill,
+        skill_change=skill - production_skill,
+        metric_change=value / production_value - 1 if production_value else None,
+    )
+    if production_skill - skill > rule.max_skill_drop:
+        return (
+            f"{version}: skill {skill:.3f} ({rule.metric} {value:.6g}) is "
+            f"{production_skill - skill:.3f} below production {other}'s {production_skill:.3f} "
+            f"({rule.metric} {production_value:.6g}; tolerance {rule.max_skill_drop:g})"
+        )
+    return None
 
 
 def staged_and_approved(

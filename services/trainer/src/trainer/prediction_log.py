@@ -5,6 +5,11 @@ One line per sampled row, as services/inference writes it with PREDICTION_SAMPLE
     {"ts": "...Z", "event": "prediction", "request_id": "...", "model_version": "v003",
      "features": {"age": 42, "income_k": 88.0, "tenure_years": 6}, "prediction": 41234.5}
 
+Feature values are JSON scalars as the request carried them (numbers, strings for categories,
+booleans, null where the schema allows it); the prediction is a number (regression) or a class
+label (a string, an integer or a boolean). What each value means is the drift check's business:
+it reads them against the manifest's profile.
+
 With PREDICTION_LOG=stdout these lines are interleaved with the request logs, so lines that are
 not prediction records are skipped; prediction records that are malformed are counted and the
 first problem is kept for the report. The file is streamed: only the wanted version's rows stay.
@@ -41,8 +46,8 @@ class Observed:
     """The rows of one model version found in a prediction log, plus what else was there."""
 
     version: str
-    features: dict[str, list[float]]
-    predictions: list[float] = field(default_factory=list)
+    features: dict[str, list[Any]]  # JSON scalars, None for a missing value
+    predictions: list[Any] = field(default_factory=list)
     lines: int = 0
     records: int = 0  # prediction records of any version, valid or not
     invalid: int = 0
@@ -89,8 +94,8 @@ def _take(observed: Observed, line: str, number: int, names: list[str]) -> None:
     if record["model_version"] != observed.version:
         return
     for name in names:
-        observed.features[name].append(float(record["features"][name]))
-    observed.predictions.append(float(record["prediction"]))
+        observed.features[name].append(record["features"][name])
+    observed.predictions.append(record["prediction"])
 
 
 def _problem(record: dict[str, Any], names: list[str]) -> str | None:
@@ -102,15 +107,18 @@ def _problem(record: dict[str, Any], names: list[str]) -> str | None:
     for name in names:
         if name not in features:
             return f"feature {name!r} missing"
-        if not _finite(features[name]):
-            return f"feature {name!r} is not a finite number"
-    if not _finite(record.get("prediction")):
-        return "prediction is not a finite number"
+        value = features[name]
+        if value is not None and not _scalar(value):
+            return f"feature {name!r} is not a finite number, a string, a boolean or null"
+    if not _scalar(record.get("prediction")):
+        return "prediction is not a finite number, a string or a boolean"
     return None
 
 
-def _finite(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+def _scalar(value: Any) -> bool:
+    if isinstance(value, str | bool):
+        return True
+    return isinstance(value, int | float) and math.isfinite(value)
 
 
 def _check_usable(path: Path, observed: Observed) -> None:

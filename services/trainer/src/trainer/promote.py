@@ -1,12 +1,15 @@
 """``trainer promote``: move an immutable artifact (its manifest digest) to staging or production.
 
-Gates, in order, stopping at the first that fails (exit 3, one line saying which and why):
+Gates, in order, the instant ones first, stopping at the first that fails (exit 3, one line
+saying which and why):
   1 integrity  — the run directory exists and every digest verifies;
-  2 quality    — the run passed its training gate, its holdout metrics meet policy.toml's
-                 [promotion] thresholds, and (production, or --against-production) its rmse is not
-                 worse than the current production model's beyond the tolerance;
-  3 smoke      — the real inference service, started on the candidate, reproduces its examples;
-  4 staging and approval (production only) — the same artifact is in staging, an approver named.
+  2 quality    — the run passed its training gate, and its holdout metric meets policy.toml's
+                 [promotion] rule for its task: skill over its own baseline, any absolute limits
+                 of the registered model, and (production, or --against-production) no more than
+                 the tolerated drop below the current production model's skill;
+  3 staging and approval (production only) — the same artifact is in staging, an approver named;
+  4 smoke      — (3 for staging) the real inference service, started on the candidate,
+                 reproduces its examples; seconds, so it runs once every instant gate passed.
 Then: the MLflow alias moves and is tagged, ``runs/deployments/<target>.json`` is replaced
 atomically and a record is appended to ``runs/deployments/history.jsonl``.
 """
@@ -55,8 +58,8 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "promote",
         help="gate a run and promote it to staging or production",
-        description="Promote runs/vNNN to a target after the integrity, quality, smoke and "
-        "(production) staging+approval gates. Exit codes: 0 promoted, 1 error, "
+        description="Promote runs/vNNN to a target after the integrity, quality, (production) "
+        "staging+approval and smoke gates. Exit codes: 0 promoted, 1 error, "
         "2 bad command line, 3 refused by a gate.",
     )
     parser.add_argument("--version", required=True, help="the run to promote, e.g. v003")
@@ -87,7 +90,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     root = ArtifactRoot((args.output_dir or settings.artifact_root).absolute())
-    policy = PromotionPolicy.load(args.policy or settings.repo_root / POLICY_FILE)
+    policy = PromotionPolicy.load(args.policy or POLICY_FILE)
     try:
         record = promote(
             settings,
@@ -136,11 +139,11 @@ def promote(
         production = None
         if target == "production" or against_production:
             production = production_manifest(deployments, manifest_sha256)
-        gates.check(quality(manifest, policy, production))
-        gates.check(smoke(settings.inference_bin, run_dir, manifest, manifest_sha256))
+        gates.check(quality(manifest, policy, production, settings.registered_model_name))
         if target == "production":
             staging = deployments.read("staging")
             gates.check(staged_and_approved(version, manifest_sha256, staging, approved_by))
+        gates.check(smoke(settings.inference_bin, run_dir, manifest, manifest_sha256))
 
         reference = Reference(
             model_version=version,
@@ -228,11 +231,7 @@ def install(
     The reference is what servers start from, so it is written only once the alias has moved."""
     registry = Registry(settings.tracking_uri, settings.registered_model_name)
     registered = registry.find(reference.model_version, reference.manifest_sha256)
-    tags = {
-        "promoted_to": target,
-        "promoted_at": reference.promoted_at,
-        "approved_by": reference.approved_by or "",
-    }
+    tags = {"promoted_at": reference.promoted_at, "approved_by": reference.approved_by or ""}
     if policy_sha256 is not None:
         tags["policy_sha256"] = policy_sha256
     registry.move_alias(target, registered, tags)

@@ -4,6 +4,11 @@ move the ``staging`` / ``production`` alias to it.
 A registered version is found by its provenance tags (``model_version`` *and*
 ``manifest_sha256``, written by ``trainer train``), never by MLflow's own version number: two
 artifact roots can both hold a v001, but never with the same manifest digest.
+
+Promotion tags say which targets a version holds *now*: ``promoted_to`` lists them
+("staging,production"), and ``<target>.promoted_at`` / ``<target>.approved_by`` /
+``<target>.policy_sha256`` describe each. When an alias moves on (a newer promotion, a rollback)
+the version it leaves loses that target's tags, so only one version ever claims a target.
 """
 
 from __future__ import annotations
@@ -11,8 +16,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from trainer.deployments import TARGETS
 from trainer.errors import TrackingError
 from trainer.training.tracking import store_lock
+
+PROMOTED_TO = "promoted_to"
+TARGET_TAGS = ("promoted_at", "approved_by", "policy_sha256")
+# Before per-target tags, one flat set described a version's last promotion; a version an alias
+# moves to or from loses it.
+LEGACY_TAGS = ("promoted_at", "approved_by", "policy_sha256")
 
 
 @dataclass(frozen=True)
@@ -75,19 +87,43 @@ class Registry:
         )
 
     def move_alias(self, alias: str, version: RegisteredVersion, tags: dict[str, str]) -> None:
-        """Point ``alias`` at ``version`` (MLflow moves it off any other version) and tag it."""
+        """Point ``alias`` at ``version`` (MLflow moves it off any other version), tag it with
+        ``<alias>.<key>`` for each of ``tags``, and strip the version it left of that alias's
+        tags, so the registry never shows two versions claiming one target."""
         from mlflow.exceptions import MlflowException
 
         try:
             with store_lock(self.tracking_uri):
                 client = self._client()
+                try:
+                    left = str(client.get_model_version_by_alias(self.name, alias).version)
+                except MlflowException:
+                    left = None  # nothing held the alias yet
                 client.set_registered_model_alias(self.name, alias, version.version)
                 for key, value in tags.items():
-                    client.set_model_version_tag(self.name, version.version, key, value)
+                    client.set_model_version_tag(
+                        self.name, version.version, f"{alias}.{key}", value
+                    )
+                self._retag(client, version.version, drop=())
+                if left is not None and left != version.version:
+                    self._retag(client, left, drop=tuple(f"{alias}.{key}" for key in TARGET_TAGS))
         except MlflowException as exc:
             raise TrackingError(
                 f"MLflow registry at {self.tracking_uri}: {_first_line(exc)}"
             ) from None
+
+    def _retag(self, client: Any, number: str, drop: tuple[str, ...]) -> None:
+        """Drop ``drop`` and the legacy tags from a version; set ``promoted_to`` from the
+        aliases it holds now (removed when it holds none)."""
+        found = client.get_model_version(self.name, number)
+        for key in (*drop, *LEGACY_TAGS):
+            if key in found.tags:
+                client.delete_model_version_tag(self.name, number, key)
+        held = [target for target in TARGETS if target in (found.aliases or ())]
+        if held:
+            client.set_model_version_tag(self.name, number, PROMOTED_TO, ",".join(held))
+        elif PROMOTED_TO in found.tags:
+            client.delete_model_version_tag(self.name, number, PROMOTED_TO)
 
 
 def _quote(text: str) -> str:

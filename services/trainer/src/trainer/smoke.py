@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, TypeGuard
 
 from artifact_contract import Manifest
 
@@ -186,6 +186,63 @@ def request_json(url: str, body: dict[str, Any] | None = None) -> tuple[int, Any
         raise SmokeFailure(f"{url} answered {status} with a body that is not JSON") from None
 
 
+def compare(manifest: Manifest, answer: dict[str, Any]) -> dict[str, Any]:
+    """Check a /predict batch answer against the manifest's examples; return the figures.
+    Regression predictions agree within the tolerance; class labels must be the same JSON value
+    (1 is not "1" nor true), and any probabilities recorded with an example within tolerance."""
+    got = answer.get("predictions")
+    expected = [example.prediction for example in manifest.examples]
+    if not isinstance(got, list) or len(got) != len(expected):
+        raise SmokeFailure(f"/predict returned {got!r:.200} for {len(expected)} rows")
+    if manifest.task != "classification":
+        if not all(_is_number(value) for value in got):
+            raise SmokeFailure(f"/predict returned non-numeric predictions {got!r:.200}")
+        # The contract makes every regression example's prediction a finite number.
+        wanted_numbers = [float(value) for value in expected if _is_number(value)]
+        worst = max(abs(float(a) - b) for a, b in zip(got, wanted_numbers, strict=True))
+        for index, (actual, number) in enumerate(zip(got, wanted_numbers, strict=True)):
+            if not _close(float(actual), number):
+                raise SmokeFailure(
+                    f"/predict gave {actual} for example {index}, the manifest says {number}"
+                )
+        return {"max_abs_diff": worst}
+    for index, (actual, wanted) in enumerate(zip(got, expected, strict=True)):
+        if type(actual) is not type(wanted) or actual != wanted:
+            raise SmokeFailure(
+                f"/predict gave class {json.dumps(actual)} for example {index}, the manifest "
+                f"says {json.dumps(wanted)}"
+            )
+    worst = 0.0
+    answered = answer.get("probabilities")
+    for index, example in enumerate(manifest.examples):
+        recorded = example.probabilities
+        if not recorded:
+            continue
+        row = answered[index] if isinstance(answered, list) and len(answered) == len(got) else None
+        if not isinstance(row, dict) or sorted(row) != sorted(recorded):
+            raise SmokeFailure(
+                f"/predict gave probabilities {row!r:.200} for example {index}, the manifest "
+                f"records them for {sorted(recorded)}"
+            )
+        for label, wanted in recorded.items():
+            actual = row[label]
+            if not _is_number(actual) or not _close(float(actual), float(wanted)):
+                raise SmokeFailure(
+                    f"/predict gave p({label})={actual} for example {index}, the manifest "
+                    f"says {wanted}"
+                )
+            worst = max(worst, abs(float(actual) - float(wanted)))
+    return {"labels_equal": len(expected), "max_abs_probability_diff": worst}
+
+
+def _is_number(value: Any) -> TypeGuard[int | float]:
+    return not isinstance(value, bool) and isinstance(value, int | float)
+
+
+def _close(actual: float, wanted: float) -> bool:
+    return math.isclose(actual, wanted, rel_tol=REL_TOLERANCE, abs_tol=ABS_TOLERANCE)
+
+
 def smoke(inference_bin: Path, run_dir: Path, manifest: Manifest, manifest_sha256: str) -> Gate:
     figures: dict[str, Any] = {"examples": len(manifest.examples)}
     if not manifest.examples:
@@ -202,28 +259,15 @@ def smoke(inference_bin: Path, run_dir: Path, manifest: Manifest, manifest_sha25
             status, answer = request_json(server.url + "/predict", {"instances": instances})
             if status != 200 or not isinstance(answer, dict):
                 raise SmokeFailure(f"/predict answered {status} {json.dumps(answer)[:200]}")
-            got = answer.get("predictions")
             if answer.get("model_version") != manifest.model_version:
                 raise SmokeFailure(f"/predict answered for model {answer.get('model_version')}")
-            # Regression examples: numbers (classification labels are not compared here yet).
-            expected = [cast(float, example.prediction) for example in manifest.examples]
-            if not isinstance(got, list) or len(got) != len(expected):
-                raise SmokeFailure(f"/predict returned {got!r:.200} for {len(expected)} rows")
-            worst = max(abs(float(a) - b) for a, b in zip(got, expected, strict=True))
-            figures["max_abs_diff"] = worst
-            for index, (actual, wanted) in enumerate(zip(got, expected, strict=True)):
-                if not math.isclose(
-                    float(actual), wanted, rel_tol=REL_TOLERANCE, abs_tol=ABS_TOLERANCE
-                ):
-                    raise SmokeFailure(
-                        f"/predict gave {actual} for example {index}, the manifest says {wanted}"
-                    )
+            figures.update(compare(manifest, answer))
     except SmokeFailure as exc:
         return Gate("smoke", False, str(exc), figures)
     return Gate(
         "smoke",
         True,
         f"inference service on {manifest.model_version}: /health 200, "
-        f"{len(expected)} examples reproduced",
+        f"{len(manifest.examples)} examples reproduced",
         figures,
     )
