@@ -24,7 +24,6 @@ from tests.conftest import REPO_ROOT, TrainedRoot
 
 TRAINER = REPO_ROOT / "services" / "trainer" / ".venv" / "bin" / "trainer"
 INFERENCE_BIN = REPO_ROOT / "services" / "inference" / ".venv" / "bin" / "inference"
-POLICY = REPO_ROOT / "services" / "trainer" / "policy.toml"
 # A SIGTERM'd smoke server stops gracefully within its GRACEFUL_TIMEOUT (5 s); the margin is for
 # a shared, busy two-core box.
 GONE_WITHIN = 60.0
@@ -111,7 +110,7 @@ def promotion(two_trainings: TrainedRoot, tmp_path: Path) -> Iterator[subprocess
     )
     command = [str(TRAINER), "promote", "--version", "v001", "--target", "staging"]
     process = subprocess.Popen(
-        [*command, "--policy", str(POLICY)],
+        command,
         env=env,
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
