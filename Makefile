@@ -108,6 +108,10 @@ rollback: uv ## Restore the previous deployment reference and registry alias (TA
 retrain: uv ## Train on new data, promote to staging if it passes the gates (DATA_URI=...)
 	@$(MAKE) -C services/trainer retrain
 
+.PHONY: k8s-manifests
+k8s-manifests: uv ## Kubernetes manifests for a target's deployment reference (TARGET=production IMAGE=registry/name:tag [OUT=build/k8s/TARGET])
+	@$(MAKE) -C services/trainer k8s-manifests
+
 # Images: docker builds from the repo root, each followed by build/<service>_build_metadata.json.
 # Override the repository name with IMAGE=... (e.g. an ECR registry path) and the tag with TAG=...
 TAG ?= dev
