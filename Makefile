@@ -42,7 +42,7 @@ lint: uv lint-monitoring lint-infra ## Every linter: ruff + ruff format --check 
 	@for pkg in $(PACKAGES); do $(MAKE) -C $$pkg lint; done
 
 .PHONY: lint-infra
-lint-infra: uv ## hadolint every Dockerfile; workflow + compose schemas; zizmor --offline (no medium+ findings)
+lint-infra: uv ## hadolint every Dockerfile; workflow + compose schemas; zizmor --offline (no medium+ findings); infra/k8s vs the Kubernetes schemas
 	@$(MAKE) -C infra/tools lint
 
 MONITORING := infra/monitoring

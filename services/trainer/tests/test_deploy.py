@@ -221,7 +221,7 @@ def served_model(client: Any, endpoint: str) -> dict[str, Any]:
     return model
 
 
-def test_deploy_creates_the_endpoint_then_updates_it_on_the_next_promotion(
+def test_deploy_creates_the_endpoint_then_updates_it_on_promotion_and_rollback(
     tmp_path: Path, aws_env: str
 ) -> None:
     settings = settings_for(tmp_path)
@@ -256,6 +256,14 @@ def test_deploy_creates_the_endpoint_then_updates_it_on_the_next_promotion(
     again, record = deploy(settings, out)
     assert again.code == 0, again.stderr
     assert record is not None and record["sent"]["operations"] == []
+
+    # A rollback of the reference: its model and config still exist, so only the endpoint moves.
+    promote(settings, V4)
+    back, record = deploy(settings, out)
+    assert back.code == 0, back.stderr
+    assert record is not None and record["sent"]["operations"] == ["UpdateEndpoint"]
+    assert record["sent"]["endpoint_config_name"] == first_config
+    assert served_model(client, ENDPOINT)["PrimaryContainer"]["ModelDataUrl"] == V4[1]
 
 
 @pytest.mark.usefixtures("aws_env")
