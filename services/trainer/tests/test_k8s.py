@@ -12,6 +12,7 @@ import pytest
 from kubernetes_validate.utils import ValidationError, resources_from_file, validate
 
 from tests.conftest import CliResult, make_settings, run_cli
+from trainer.deployments import Deployments, Reference
 from trainer.settings import Settings
 
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlpipeline-inference:abc1234"
@@ -21,29 +22,18 @@ ARTIFACT = "s3://team-models/runs/v004.tar.gz"
 K8S_VERSIONS = ("1.30.0", "1.37.0")
 
 
-def write_reference(directory: Path, artifact_uri: str = ARTIFACT) -> Path:
-    path = directory / "production.json"
-    reference = {
-        "model_version": "v004",
-        "artifact_uri": artifact_uri,
-        "manifest_sha256": SHA,
-        "promoted_at": "2026-11-30T07:00:00+00:00",
-        "approved_by": "ana",
-    }
-    path.write_text(json.dumps(reference))
-    return path
-
-
 def settings_for(tmp_path: Path) -> Settings:
     return replace(make_settings(tmp_path), deployments_dir=tmp_path / "deployments")
 
 
 def render(tmp_path: Path, *extra: str, artifact_uri: str = ARTIFACT) -> tuple[CliResult, Path]:
-    reference = write_reference(tmp_path, artifact_uri)
+    """Promote a reference to `production` (written by the promotion code), then render it."""
+    settings = settings_for(tmp_path)
+    reference = Reference("v004", artifact_uri, SHA, "2026-11-30T07:00:00+00:00", "ana")
+    Deployments(settings.deployments_dir).write("production", reference)
     out = tmp_path / "k8s"
-    argv = ["render-k8s", "--target", "production", "--reference", str(reference)]
-    argv += ["--image", IMAGE, "--out", str(out), *extra]
-    return run_cli(argv, settings_for(tmp_path)), out
+    argv = ["render-k8s", "--target", "production", "--image", IMAGE, "--out", str(out), *extra]
+    return run_cli(argv, settings), out
 
 
 def by_kind(out: Path) -> dict[str, dict[str, Any]]:
@@ -128,6 +118,7 @@ def test_the_schema_check_catches_a_broken_manifest(tmp_path: Path) -> None:
         ("file:///home/ana/runs/v004", (), "is not in S3"),
         (ARTIFACT, ("--name", "Has_Caps"), "--name 'Has_Caps'"),
         (ARTIFACT, ("--templates", "/nonexistent"), "no *.yaml templates"),
+        (ARTIFACT, ("--reference", "/nonexistent/production.json"), "cannot read"),
     ],
 )
 def test_refusals_are_one_line_and_write_nothing(

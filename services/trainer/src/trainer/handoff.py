@@ -23,9 +23,10 @@ class HandoffError(TrainerError):
 
 def add_reference_arguments(parser: argparse.ArgumentParser) -> None:
     """``--target`` and ``--reference``, the same for every handoff command."""
-    add = parser.add_argument
-    add("--target", required=True, choices=TARGETS, help="the deployment reference to hand off")
-    add(
+    parser.add_argument(
+        "--target", required=True, choices=TARGETS, help="the deployment reference to hand off"
+    )
+    parser.add_argument(
         "--reference",
         type=Path,
         help="a reference JSON file (default: <MLPIPELINE_DEPLOYMENTS_DIR>/<target>.json)",
@@ -62,7 +63,3 @@ def s3_artifact(reference: Reference) -> str:
             "(MLPIPELINE_ARTIFACT_ROOT=s3://bucket/prefix, docs/07_team_scale.md)"
         )
     return uri
-
-
-def is_tarball(uri: str) -> bool:
-    return urlparse(uri).path.endswith((".tar.gz", ".tgz"))

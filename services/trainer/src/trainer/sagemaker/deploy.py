@@ -24,6 +24,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from trainer import handoff
 from trainer.deployments import Reference, write_json_atomically
@@ -182,7 +183,7 @@ def build_plan(
         "Mode": "SingleModel",
         "Environment": {**environment, "MODEL_SHA256": reference.manifest_sha256},
     }
-    if handoff.is_tarball(artifact):
+    if urlparse(artifact).path.endswith((".tar.gz", ".tgz")):
         container["ModelDataUrl"] = artifact
     else:  # a run directory under an S3 prefix: SageMaker copies it as is (no tarball)
         container["ModelDataSource"] = {
