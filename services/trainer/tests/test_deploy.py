@@ -266,19 +266,29 @@ def test_deploy_creates_the_endpoint_then_updates_it_on_promotion_and_rollback(
     assert served_model(client, ENDPOINT)["PrimaryContainer"]["ModelDataUrl"] == V4[1]
 
 
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        ("Updating", "is Updating: SageMaker updates an endpoint only when it is InService"),
+        ("Failed", "is Failed (disk full): delete it (aws sagemaker delete-endpoint"),
+    ],
+)
 @pytest.mark.usefixtures("aws_env")
-def test_an_endpoint_that_is_still_updating_is_refused_in_one_line(tmp_path: Path) -> None:
+def test_an_endpoint_that_cannot_be_updated_is_refused_in_one_line(
+    tmp_path: Path, status: str, message: str
+) -> None:
     settings = settings_for(tmp_path)
     out = tmp_path / "deployment.json"
+    name = f"busy-{status.lower()}"
     promote(settings, V4)
-    assert deploy(settings, out, "--endpoint", "busy")[0].code == 0
-    sagemaker_backends["123456789012"][REGION].endpoints["busy"].endpoint_status = "Updating"
+    assert deploy(settings, out, "--endpoint", name)[0].code == 0
+    endpoint = sagemaker_backends["123456789012"][REGION].endpoints[name]
+    endpoint.endpoint_status = status
+    endpoint.failure_reason = "disk full"  # type: ignore[assignment]  # moto types it None
 
     promote(settings, V5)
-    result, _ = deploy(settings, out, "--endpoint", "busy")
+    result, _ = deploy(settings, out, "--endpoint", name)
 
     assert result.code == 1
-    assert result.stderr == (
-        "error: endpoint busy is Updating: SageMaker updates an endpoint only when it is "
-        "InService (wait for it; a Failed one must be deleted first)\n"
-    )
+    assert result.stderr.startswith(f"error: endpoint {name} {message}")
+    assert result.stderr.count("\n") == 1

@@ -261,19 +261,25 @@ def send(client: Any, plan: Plan) -> dict[str, Any]:
         operation = "DescribeEndpoint"
         current = _describe(client.describe_endpoint, EndpointName=plan.endpoint)
         previous = None if current is None else str(current["EndpointConfigName"])
+        status = None if current is None else current["EndpointStatus"]
         if current is None:
             operation = "CreateEndpoint"
             arn = client.create_endpoint(**plan.create_endpoint)["EndpointArn"]
             sent.append(operation)
+        elif status == "Failed":  # AWS: DeleteEndpoint is the only operation a Failed one takes
+            raise DeployError(
+                f"endpoint {plan.endpoint} is Failed ({current.get('FailureReason')}): delete "
+                f"it (aws sagemaker delete-endpoint --endpoint-name {plan.endpoint}), then deploy "
+                "again"
+            )
         elif previous == plan.config_name:
             arn = current["EndpointArn"]  # already on this config: nothing to change
+        elif status != "InService":
+            raise DeployError(
+                f"endpoint {plan.endpoint} is {status}: SageMaker updates an endpoint only when "
+                "it is InService; wait for it, then deploy again"
+            )
         else:
-            status = current["EndpointStatus"]
-            if status != "InService":
-                raise DeployError(
-                    f"endpoint {plan.endpoint} is {status}: SageMaker updates an endpoint only "
-                    "when it is InService (wait for it; a Failed one must be deleted first)"
-                )
             operation = "UpdateEndpoint"
             arn = client.update_endpoint(**plan.update_endpoint)["EndpointArn"]
             sent.append(operation)
