@@ -11,6 +11,7 @@ that exists instead of updating it, fails here as it would in AWS.
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -292,3 +293,23 @@ def test_an_endpoint_that_cannot_be_updated_is_refused_in_one_line(
     assert result.code == 1
     assert result.stderr.startswith(f"error: endpoint {name} {message}")
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_an_unreachable_sagemaker_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:  # a loopback port that nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{closed}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    settings = settings_for(tmp_path)
+    promote(settings, V4)
+
+    result, record = deploy(settings, tmp_path / "deployment.json")
+
+    assert result.code == 1
+    assert result.stderr.startswith("error: cannot reach SageMaker")
+    assert result.stderr.count("\n") == 1
+    assert record is None

@@ -1,7 +1,7 @@
 """``trainer deploy``: hand a promoted model to a SageMaker real-time endpoint.
 
 Three requests for the model-agnostic inference image, built from the deployment reference of
-``--target``: CreateModel (the S3 artifact as the model data, which SageMaker unpacks into
+``--target``: CreateModel (the S3 artifact as the model data, which SageMaker puts in
 /opt/ml/model, the image's default MODEL_DIR; the manifest digest as ``MODEL_SHA256``, so the
 server refuses anything else), CreateEndpointConfig (one variant: instance type and count), and
 CreateEndpoint, or UpdateEndpoint when the endpoint exists (SageMaker then brings up the new
