@@ -34,7 +34,7 @@ from trainer.settings import Settings
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlpipeline-inference:abc1234"
 ROLE = "arn:aws:iam::123456789012:role/mlpipeline-sagemaker"
 ENDPOINT = "mlpipeline-production"
-REGION = "eu-west-1"
+REGION = "eu-west-1"  # the region of conftest.aws_env
 V4 = ("v004", "s3://team-models/runs/v004/model.tar.gz", "4" * 64)
 V5 = ("v005", "s3://team-models/runs/v005/model.tar.gz", "5" * 64)
 
@@ -199,18 +199,6 @@ def moto_sagemaker() -> Iterator[str]:
             yield f"http://{host}:{port}"
         finally:
             server.stop()
-
-
-@pytest.fixture
-def aws_env(moto_sagemaker: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    # boto3 reads these itself: the code under test runs unchanged against the loopback server.
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_sagemaker)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    return moto_sagemaker
 
 
 def served_model(client: Any, endpoint: str) -> dict[str, Any]:
