@@ -19,7 +19,7 @@ TRAIN_ARGS ?=
 
 .PHONY: help
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: uv
 uv: ## Install uv into .tools/ when it is not on PATH (needs only python3.11)
@@ -42,7 +42,7 @@ lint: uv lint-monitoring lint-infra ## Every linter: ruff + ruff format --check 
 	@for pkg in $(PACKAGES); do $(MAKE) -C $$pkg lint; done
 
 .PHONY: lint-infra
-lint-infra: uv ## hadolint every Dockerfile; workflow + compose schemas; zizmor --offline (no medium+ findings)
+lint-infra: uv ## hadolint every Dockerfile; workflow + compose schemas; zizmor --offline (no medium+ findings); infra/k8s vs the Kubernetes schemas
 	@$(MAKE) -C infra/tools lint
 
 MONITORING := infra/monitoring
@@ -122,6 +122,10 @@ rollback: uv ## Restore the previous deployment reference and registry alias (TA
 .PHONY: retrain
 retrain: uv ## Train on new data, promote to staging if it passes the gates (DATA_URI=...)
 	@$(MAKE) -C services/trainer retrain
+
+.PHONY: k8s-manifests
+k8s-manifests: uv ## Kubernetes manifests for a target's deployment reference (TARGET=production IMAGE=registry/name:tag [OUT=build/k8s/TARGET])
+	@$(MAKE) -C services/trainer k8s-manifests
 
 # Images: built from the repo root with Docker when its engine answers, else podman (installed
 # through apt when missing and running as root), each followed by build/<service>_build_metadata.json.

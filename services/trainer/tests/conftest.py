@@ -116,3 +116,17 @@ def fit_synthetic(samples: int, seed: int, config: Any = None) -> Fitted:
     split = evaluate.split(frame, seed, 0.2, table)
     estimator = model.fit(config or model.ModelConfig(), table, split.train, seed)
     return Fitted(estimator=estimator, split=split, schema=table)
+
+
+@pytest.fixture
+def aws_env(moto_sagemaker: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """boto3's environment pointed at the test module's own ``moto_sagemaker`` server (a URL).
+
+    boto3 reads these itself: the code under test runs unchanged against the loopback server."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_sagemaker)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    return moto_sagemaker

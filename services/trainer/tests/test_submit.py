@@ -165,18 +165,6 @@ def moto_sagemaker() -> Iterator[str]:
         server.stop()
 
 
-@pytest.fixture
-def aws_env(moto_sagemaker: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    # boto3 reads these itself: the code under test runs unchanged against the loopback server.
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_sagemaker)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    return moto_sagemaker
-
-
 def test_submit_sends_the_job_and_waits_for_it(tmp_path: Path, aws_env: str) -> None:
     code, record = submit(tmp_path, "--wait", "-H", "alpha=0.5", "--job-name", "mlpipeline-t1")
 

@@ -16,13 +16,13 @@ from types import FrameType
 
 from artifact_contract import ContractError
 
-from trainer import drift, promote, retrain, rollback, sample_data, traffic, train
+from trainer import drift, k8s, promote, retrain, rollback, sample_data, traffic, train
 from trainer.errors import EXIT_ERROR, TrainerError
 from trainer.logs import configure_logging
-from trainer.sagemaker import submit
+from trainer.sagemaker import deploy, submit
 from trainer.settings import Settings
 
-SUBCOMMANDS = (train, sample_data, submit, drift, traffic, promote, rollback, retrain)
+SUBCOMMANDS = (train, sample_data, submit, drift, traffic, promote, rollback, retrain, deploy, k8s)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from trainer.errors import EXIT_OK, TrainerError
+from trainer.sagemaker import service
 from trainer.settings import Settings
 from trainer.training import provenance
 
@@ -28,8 +28,6 @@ DEFAULT_INSTANCE_TYPE = "ml.m5.large"
 DEFAULT_OUT = Path("training_submission.json")
 # Tracking URIs that name a server SageMaker could reach; a local sqlite file never travels.
 _SERVER_SCHEMES = frozenset({"http", "https", "databricks", "arn"})
-_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
-_JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 _log = logging.getLogger("trainer")
 
@@ -112,7 +110,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.write(f"dry run: wrote {args.out} (job {job_name}, nothing sent)\n")
         return EXIT_OK
 
-    client = _client(args.region)
+    client = service.client(args.region)
     record["training_job_arn"] = send(client, request)
     _log.info("submitted %s", record["training_job_arn"])
     write_record(args.out, record)
@@ -168,11 +166,11 @@ def build_request(
     git_sha: str | None,
 ) -> dict[str, Any]:
     """The exact keyword arguments for boto3's ``sagemaker.create_training_job``."""
-    if not _JOB_NAME.match(job_name):
+    if not service.RESOURCE_NAME.match(job_name):
         raise SubmitError(f"job name {job_name!r}: 1-63 letters, digits and hyphens")
     if not image_uri.strip():
         raise SubmitError("--image-uri is empty")
-    if not _ROLE_ARN.match(role_arn):
+    if not service.ROLE_ARN.match(role_arn):
         raise SubmitError(f"--role-arn {role_arn!r} is not an IAM role ARN")
     for flag, uri in (("--data-uri", data_uri), ("--output-uri", output_uri)):
         parsed = urlparse(uri)
@@ -218,18 +216,9 @@ def build_request(
 
 def validate_request(request: dict[str, Any]) -> None:
     """botocore's own check of the request against the SageMaker service model."""
-    import botocore.session
-    from botocore.validate import ParamValidator
-
-    model = botocore.session.get_session().get_service_model("sagemaker")
-    shape = model.operation_model("CreateTrainingJob").input_shape
-    if shape is None:  # never for CreateTrainingJob; keeps the type checker honest
-        raise SubmitError("botocore has no input shape for CreateTrainingJob")
-    report = ParamValidator().validate(request, shape)
-    if report.has_errors():
-        raise SubmitError(
-            "invalid CreateTrainingJob request: " + " ".join(report.generate_report().split())
-        )
+    errors = service.request_errors("CreateTrainingJob", request)
+    if errors:
+        raise SubmitError(f"invalid CreateTrainingJob request: {errors}")
 
 
 def model_artifact_uri(output_uri: str, job_name: str) -> str:
@@ -242,12 +231,6 @@ def write_record(path: Path, record: dict[str, Any]) -> None:
     partial = path.with_name(path.name + ".partial")
     partial.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
     partial.replace(path)
-
-
-def _client(region: str | None) -> Any:
-    import boto3
-
-    return boto3.client("sagemaker", region_name=region)
 
 
 def send(client: Any, request: dict[str, Any]) -> str:
