@@ -31,8 +31,8 @@ from artifact_contract import read_manifest
 from sklearn.datasets import load_breast_cancer, load_diabetes
 
 from tests.conftest import make_settings, run_cli
+from trainer.promotion.smoke import free_port
 from trainer.settings import Settings, find_repo_root
-from trainer.smoke import free_port
 
 REPO_ROOT = find_repo_root(Path(__file__))
 INFERENCE_BIN = REPO_ROOT / "services" / "inference" / ".venv" / "bin" / "inference"

@@ -28,7 +28,7 @@ from moto.sagemaker.responses import SageMakerResponse
 from moto.server import ThreadedMotoServer
 
 from tests.conftest import CliResult, make_settings, run_cli
-from trainer.deployments import Deployments, Reference
+from trainer.promotion.deployments import Deployments, Reference
 from trainer.settings import Settings
 
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlpipeline-inference:abc1234"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer.deployments import Deployments, Reference
+from trainer.promotion.deployments import Deployments, Reference
 
 TORN = '{"event": "promote", "target": "production", "to": {"model_ver'
 

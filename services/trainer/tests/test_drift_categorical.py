@@ -28,8 +28,8 @@ from artifact_contract import (
 from PIL import Image
 
 from trainer.cli import main
-from trainer.drift import Score
-from trainer.drift_chart import MAX_CATEGORY_BARS, panel_bars
+from trainer.monitoring.chart import MAX_CATEGORY_BARS, panel_bars
+from trainer.monitoring.drift import Score
 from trainer.policy import POLICY_FILE
 from trainer.settings import Settings
 

@@ -5,7 +5,7 @@ import pytest
 from artifact_contract import Histogram
 
 from tests.conftest import fit_synthetic
-from trainer.drift import psi
+from trainer.monitoring.drift import psi
 from trainer.training import data
 from trainer.training.profile import bin_counts, histogram, reference_profile
 

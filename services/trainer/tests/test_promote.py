@@ -27,8 +27,8 @@ from artifact_contract import read_manifest, sha256_file, write_manifest
 
 from trainer.cli import main
 from trainer.policy import POLICY_FILE
+from trainer.promotion.smoke import free_port, smoke
 from trainer.settings import Settings, find_repo_root
-from trainer.smoke import free_port, smoke
 from trainer.training import data
 
 REPO_ROOT = find_repo_root(Path(__file__))

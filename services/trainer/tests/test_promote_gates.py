@@ -18,9 +18,9 @@ from artifact_contract import (
 )
 
 import trainer
-from trainer.deployments import DeploymentError, Deployments, Reference, run_dir_of
-from trainer.gates import PromotionPolicy, integrity, quality, staged_and_approved
 from trainer.policy import POLICY_FILE, PolicyError
+from trainer.promotion.deployments import DeploymentError, Deployments, Reference, run_dir_of
+from trainer.promotion.gates import PromotionPolicy, integrity, quality, staged_and_approved
 
 POLICY = POLICY_FILE
 SHA_A = "a" * 64

@@ -31,8 +31,8 @@ from artifact_contract import (
 
 from tests.conftest import make_settings, run_cli
 from trainer.policy import POLICY_FILE
+from trainer.promotion.smoke import SmokeFailure, compare
 from trainer.settings import Settings
-from trainer.smoke import SmokeFailure, compare
 
 POLICY = POLICY_FILE
 RECORD: dict[str, JSONScalar] = {"plan": "pro", "seats": 3, "trial": None}

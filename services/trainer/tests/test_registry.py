@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from trainer.registry import RegisteredVersion, Registry
+from trainer.promotion.registry import RegisteredVersion, Registry
 
 NAME = "registry-tests"
 

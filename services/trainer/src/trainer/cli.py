@@ -16,9 +16,11 @@ from types import FrameType
 
 from artifact_contract import ContractError
 
-from trainer import drift, k8s, promote, retrain, rollback, sample_data, traffic, train
+from trainer import k8s, sample_data, train
 from trainer.errors import EXIT_ERROR, TrainerError
 from trainer.logs import configure_logging
+from trainer.monitoring import drift, traffic
+from trainer.promotion import promote, retrain, rollback
 from trainer.sagemaker import deploy, submit
 from trainer.settings import Settings
 

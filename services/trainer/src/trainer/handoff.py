@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from urllib.parse import urlparse
 
-from trainer.deployments import TARGETS, DeploymentError, Deployments, Reference
 from trainer.errors import TrainerError
+from trainer.promotion.deployments import TARGETS, DeploymentError, Deployments, Reference
 from trainer.settings import Settings
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from trainer import handoff
-from trainer.deployments import Reference
 from trainer.errors import EXIT_OK
+from trainer.promotion.deployments import Reference
 from trainer.settings import Settings
 
 TEMPLATES = Path("infra") / "k8s"

@@ -27,8 +27,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from trainer import handoff
-from trainer.deployments import Reference, write_json_atomically
 from trainer.errors import EXIT_OK
+from trainer.promotion.deployments import Reference, write_json_atomically
 from trainer.sagemaker import service
 from trainer.settings import Settings
 

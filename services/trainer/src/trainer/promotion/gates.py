@@ -12,11 +12,10 @@ from typing import Any
 
 from artifact_contract import ContractError, Manifest, sha256_file, verify_run_dir
 
-from trainer.deployments import Reference
-
 # PromotionPolicy is re-exported: `trainer retrain` loads it from here.
 from trainer.policy import PromotionPolicy as PromotionPolicy
 from trainer.policy import QualityRule
+from trainer.promotion.deployments import Reference
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,12 @@ from typing import Any
 
 from artifact_contract import read_manifest
 
-from trainer.deployments import TARGETS, DeploymentError, Deployments, Reference
 from trainer.errors import EXIT_OK
-from trainer.gates import integrity
-from trainer.promote import GateRunner, PromotionRefused, emit, install, new_record
+from trainer.promotion.deployments import TARGETS, DeploymentError, Deployments, Reference
+from trainer.promotion.gates import integrity
+from trainer.promotion.promote import GateRunner, PromotionRefused, emit, install, new_record
+from trainer.promotion.smoke import smoke
 from trainer.settings import Settings
-from trainer.smoke import smoke
 
 _log = logging.getLogger("trainer")
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from trainer.deployments import TARGETS
 from trainer.errors import TrackingError
+from trainer.promotion.deployments import TARGETS
 from trainer.training.tracking import store_lock
 
 PROMOTED_TO = "promoted_to"

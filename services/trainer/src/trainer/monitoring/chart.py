@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
-    from trainer.drift import Score
+    from trainer.monitoring.drift import Score
 
 _COLUMNS = 2
 # A categorical panel draws at most this many category bars: with more categories, those with

@@ -36,9 +36,9 @@ from artifact_contract import (
     read_manifest,
 )
 
-from trainer import prediction_log
-from trainer.drift_chart import render_chart
 from trainer.errors import TrainerError
+from trainer.monitoring import prediction_log
+from trainer.monitoring.chart import render_chart
 from trainer.policy import POLICY_FILE, read_table
 from trainer.settings import Settings
 from trainer.training.profile import bin_shares

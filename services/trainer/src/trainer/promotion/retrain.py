@@ -16,11 +16,11 @@ from typing import Any
 
 from artifact_contract import ArtifactRoot, ContractError, Manifest, read_manifest
 
-from trainer.deployments import Deployments, write_json_atomically
 from trainer.errors import EXIT_GATE_FAILED, EXIT_OK, TrainerError
-from trainer.gates import PromotionPolicy
 from trainer.policy import POLICY_FILE
-from trainer.promote import PromotionRefused, add_common_arguments, promote
+from trainer.promotion.deployments import Deployments, write_json_atomically
+from trainer.promotion.gates import PromotionPolicy
+from trainer.promotion.promote import PromotionRefused, add_common_arguments, promote
 from trainer.settings import Settings
 from trainer.train import parse_train_flags
 from trainer.training.pipeline import train

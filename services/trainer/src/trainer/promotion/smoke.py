@@ -27,7 +27,7 @@ from typing import IO, Any, TypeGuard
 
 from artifact_contract import Manifest
 
-from trainer.gates import Gate
+from trainer.promotion.gates import Gate
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0

@@ -25,7 +25,9 @@ from typing import Any
 
 from artifact_contract import ArtifactRoot, ContractError, Manifest, read_manifest
 
-from trainer.deployments import (
+from trainer.errors import EXIT_GATE_FAILED, EXIT_OK, TrainerError
+from trainer.policy import POLICY_FILE
+from trainer.promotion.deployments import (
     TARGETS,
     DeploymentError,
     Deployments,
@@ -33,12 +35,10 @@ from trainer.deployments import (
     artifact_uri_of,
     write_json_atomically,
 )
-from trainer.errors import EXIT_GATE_FAILED, EXIT_OK, TrainerError
-from trainer.gates import Gate, PromotionPolicy, integrity, quality, staged_and_approved
-from trainer.policy import POLICY_FILE
-from trainer.registry import Registry
+from trainer.promotion.gates import Gate, PromotionPolicy, integrity, quality, staged_and_approved
+from trainer.promotion.registry import Registry
+from trainer.promotion.smoke import smoke
 from trainer.settings import Settings
-from trainer.smoke import smoke
 from trainer.training import provenance
 
 _log = logging.getLogger("trainer")

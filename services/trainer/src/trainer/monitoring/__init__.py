@@ -1,0 +1,1 @@
+"""Monitoring: sampled prediction logs, drift against the training profile, test traffic."""
