@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from inference.cli import main
-from inference.settings import Settings
+from inference.settings import SHM, Settings
 from tests.conftest import copy_run
 
 INFERENCE = Path(sys.executable).parent / "inference"
@@ -138,6 +138,9 @@ def test_sigterm_while_loading_removes_the_metrics_directory(
     gunicorn has installed its handlers: the process must still clean up after itself."""
     scratch = tmp_path / "tmp"
     scratch.mkdir()
+    # The metrics directory goes in /dev/shm when there is one, else in TMPDIR.
+    where = SHM if SHM.is_dir() else scratch
+    before = set(where.glob("inference-metrics-*"))
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     env.update(
         {"MODEL_DIR": str(ridge_run), "MODEL_CACHE_DIR": str(tmp_path / "cache"), "PORT": "0"}
@@ -147,12 +150,15 @@ def test_sigterm_while_loading_removes_the_metrics_directory(
         [str(INFERENCE), "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     deadline = time.monotonic() + 30
-    while not list(scratch.glob("inference-metrics-*")):
-        assert process.poll() is None and time.monotonic() < deadline
+    while not (created := set(where.glob("inference-metrics-*")) - before):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(process.communicate()[0].decode()[-2000:])
         time.sleep(0.005)
     process.send_signal(signal.SIGTERM)
     output = process.communicate(timeout=60)[0].decode()
     assert process.returncode in (0, 128 + signal.SIGTERM), output
+    assert not any(path.exists() for path in created)
     assert list(scratch.iterdir()) == []
 
 
