@@ -1,0 +1,318 @@
+"""The API's own description: ``GET /openapi.json``, an OpenAPI 3.1 document generated from the
+loaded model's manifest (each feature's type, accepted range, categories and nullability; the
+answer's shape for this model's task and classes), and ``GET /``, a short index of the routes.
+
+Both are built once, when the app is made: they describe the model this process serves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from artifact_contract import label_key
+from flask import Blueprint, Flask, Response
+
+from inference.errors import BATCH_KEY
+from inference.model import CLASSIFICATION, LoadedModel
+from inference.responses import json_response
+from inference.schema import FieldRule, field_rules
+from inference.settings import Settings
+
+OPENAPI_VERSION = "3.1.0"
+JSON = "application/json"
+REQUEST_ID = "X-Request-ID"
+# The errors each kind of route can answer, by status (every one is an Error object).
+ERRORS = {
+    400: "The body is not JSON (or not the format its Content-Type names).",
+    413: "The body or the batch is larger than MAX_BODY_BYTES / MAX_BATCH_ROWS.",
+    415: "The Content-Type is not one this route reads.",
+    422: "The input does not follow the model's input schema (the message names the field).",
+    503: "No verified model is loaded.",
+}
+PREDICT_ERRORS = (400, 413, 415, 422, 503)
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def feature_schema(rule: FieldRule) -> dict[str, Any]:
+    """What a request may give for one feature, as JSON Schema."""
+    notes: list[str] = []
+    schema: dict[str, Any]
+    if rule.numeric:
+        schema = {"type": rule.type, "minimum": rule.low, "maximum": rule.high}
+        notes.append(
+            f"training range {rule.min:.6g} to {rule.max:.6g}; accepted {rule.low:.6g} to "
+            f"{rule.high:.6g} (INPUT_RANGE_MARGIN spans either side)"
+        )
+    elif rule.type == "boolean":
+        schema = {"type": "boolean"}
+    else:
+        categories = sorted(rule.categories)
+        if rule.accepts_unknown:
+            schema = {"type": "string", "examples": categories[:20]}
+            notes.append("any string: the model ignores categories it did not see in training")
+        else:
+            schema = {"type": "string", "enum": categories}
+            notes.append("one of the training categories")
+    if rule.nullable:
+        schema["type"] = [schema["type"], "null"]
+        if "enum" in schema:
+            schema["enum"] = [*schema["enum"], None]
+        notes.append("null allowed (the model imputes it)")
+    schema["description"] = f"{rule.type}; " + "; ".join(notes) if notes else rule.type
+    return schema
+
+
+def record_schema(rules: tuple[FieldRule, ...]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "One record: every feature, no other field.",
+        "properties": {rule.name: feature_schema(rule) for rule in rules},
+        "required": [rule.name for rule in rules],
+        "additionalProperties": False,
+    }
+
+
+def _answer_schemas(model: LoadedModel | None) -> dict[str, Any]:
+    """The prediction of one record, and (classification) its probabilities."""
+    if model is None:
+        return {"Label": {}}
+    if model.task != CLASSIFICATION:
+        return {
+            "Label": {"type": "number", "description": f"predicted {model.manifest.output['name']}"}
+        }
+    keys = [label_key(label) for label in model.classes]
+    return {
+        "Label": {"enum": model.classes, "description": "the most probable class"},
+        "Probabilities": {
+            "type": "object",
+            "description": "probability of each class, keyed by the label as text",
+            "properties": {key: {"type": "number", "minimum": 0, "maximum": 1} for key in keys},
+            "required": keys,
+            "additionalProperties": False,
+        },
+    }
+
+
+def _answers(classification: bool) -> dict[str, Any]:
+    identity = {"model_version": {"type": "string"}, "request_id": {"type": "string"}}
+    single: dict[str, Any] = {"prediction": _ref("Label"), **identity}
+    batch: dict[str, Any] = {
+        "predictions": {"type": "array", "items": _ref("Label")},
+        **identity,
+    }
+    if classification:
+        single["probabilities"] = _ref("Probabilities")
+        batch["probabilities"] = {"type": "array", "items": _ref("Probabilities")}
+    return {
+        "Prediction": _object(single, "The answer for one record."),
+        "Predictions": _object(batch, "The answers for a batch, in the order of its rows."),
+    }
+
+
+def _object(properties: dict[str, Any], description: str = "") -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def _content(schema: dict[str, Any], media_type: str = JSON) -> dict[str, Any]:
+    return {media_type: {"schema": schema}}
+
+
+def _response(description: str, schema: dict[str, Any], media_type: str = JSON) -> dict[str, Any]:
+    return {
+        "description": description,
+        "headers": {REQUEST_ID: {"$ref": "#/components/headers/RequestId"}},
+        "content": _content(schema, media_type),
+    }
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {str(status): {"$ref": f"#/components/responses/E{status}"} for status in statuses}
+
+
+def _operation(
+    summary: str, responses: dict[str, Any], body: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "operationId": summary.split(":")[0].lower().replace(" ", "_"),
+        "parameters": [{"$ref": "#/components/parameters/RequestId"}],
+        "responses": responses,
+    }
+    if body is not None:
+        operation["requestBody"] = {"required": True, "content": body}
+    return operation
+
+
+def openapi_document(settings: Settings, model: LoadedModel | None) -> dict[str, Any]:
+    rules = (
+        ()
+        if model is None
+        else field_rules(model.manifest.input_schema, settings.input_range_margin)
+    )
+    classification = model is not None and model.task == CLASSIFICATION
+    names = {rule.name for rule in rules}
+    batch = _object(
+        {
+            BATCH_KEY: {
+                "type": "array",
+                "items": _ref("Record"),
+                "minItems": 1,
+                "maxItems": settings.max_batch_rows,
+            }
+        },
+        f"A batch of at most {settings.max_batch_rows} records (MAX_BATCH_ROWS).",
+    )
+    request_forms = [_ref("Record")] if BATCH_KEY in names else [_ref("Record"), _ref("Batch")]
+    predict_body = _content({"oneOf": request_forms})
+    answers = {
+        "200": _response(
+            "The prediction(s), with the model version and the request id.",
+            {"oneOf": [_ref("Prediction"), _ref("Predictions")]},
+        ),
+        **_errors(*PREDICT_ERRORS),
+    }
+    health = _response("A verified model is loaded.", _ref("Health"))
+    paths: dict[str, Any] = {
+        "/": {
+            "get": _operation("Index: the routes", {"200": _response("The routes.", _ref("Index"))})
+        },
+        "/openapi.json": {
+            "get": _operation(
+                "OpenAPI: this document", {"200": _response("This document.", {"type": "object"})}
+            )
+        },
+        "/health": {"get": _operation("Health", {"200": health, **_errors(503)})},
+        "/ping": {
+            "get": _operation("Ping: SageMaker's health check", {"200": health, **_errors(503)})
+        },
+        "/model": {
+            "get": _operation(
+                "Model: the manifest summary",
+                {"200": _response("The served model.", _ref("ModelSummary")), **_errors(503)},
+            )
+        },
+        "/predict": {"post": _operation("Predict: one record or a batch", answers, predict_body)},
+        "/invocations": {
+            "post": _operation("Invocations: SageMaker's predict route", answers, predict_body)
+        },
+        "/metrics": {
+            "get": _operation(
+                "Metrics: Prometheus text format",
+                {
+                    "200": _response(
+                        "The metrics of every worker.", {"type": "string"}, "text/plain"
+                    )
+                },
+            )
+        },
+    }
+    error = _object(
+        {
+            "error": _object({"code": {"type": "string"}, "message": {"type": "string"}}),
+            "request_id": {"type": "string"},
+        },
+        "Every error: a stable code and a message naming the problem (never the payload).",
+    )
+    schemas = {
+        "Record": record_schema(rules) if model is not None else {"type": "object"},
+        "Batch": batch,
+        **_answer_schemas(model),
+        **_answers(classification),
+        "Error": error,
+        "Health": _object(
+            {
+                "status": {"const": "ok"},
+                "model_version": {"type": "string"},
+                "manifest_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            }
+        ),
+        "ModelSummary": {
+            "type": "object",
+            "required": ["model_version", "manifest_sha256", "input_schema", "output"],
+            "properties": {"input_schema": {"type": "array"}, "output": {"type": "object"}},
+        },
+        "Index": {
+            "type": "object",
+            "required": ["service", "openapi", "routes"],
+            "properties": {"routes": {"type": "array", "items": {"type": "object"}}},
+        },
+    }
+    title = "mlpipeline inference"
+    version = "no model" if model is None else model.model_version
+    description = "Predictions from one verified model artifact."
+    if model is not None:
+        description = (
+            f"Serves model {model.model_version} (manifest sha256 {model.manifest_sha256}): "
+            f"{model.task} of {model.manifest.output['name']!r} from "
+            f"{len(rules)} features. Every answer carries the header {REQUEST_ID}."
+        )
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {"title": title, "version": version, "description": description},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "responses": {
+                f"E{status}": _response(text, _ref("Error")) for status, text in ERRORS.items()
+            },
+            "headers": {
+                "RequestId": {
+                    "description": "The request's id (the caller's, sanitised, or a new one).",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            },
+            "parameters": {
+                "RequestId": {
+                    "name": REQUEST_ID,
+                    "in": "header",
+                    "required": False,
+                    "description": "An id for the logs (up to 128 safe characters kept).",
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+    }
+
+
+def route_index(document: dict[str, Any]) -> dict[str, Any]:
+    """``GET /``: every route of the document, one line each."""
+    return {
+        "service": document["info"]["title"],
+        "model_version": document["info"]["version"],
+        "openapi": "/openapi.json",
+        "routes": [
+            {"method": method.upper(), "path": path, "summary": operation["summary"]}
+            for path, item in document["paths"].items()
+            for method, operation in item.items()
+        ],
+    }
+
+
+def register_discovery(app: Flask, settings: Settings, model: LoadedModel | None) -> None:
+    document = openapi_document(settings, model)
+    body = orjson.dumps(document)
+    index = route_index(document)
+    discovery = Blueprint("discovery", __name__)
+
+    @discovery.get("/")
+    def routes() -> Response:
+        return json_response(index)
+
+    @discovery.get("/openapi.json")
+    def openapi() -> Response:
+        return Response(body, mimetype=JSON)
+
+    app.register_blueprint(discovery)
