@@ -131,9 +131,10 @@ class RequestValidator:
         return self._parse([payload], batch=False)
 
     def _parse(self, records: list[Any], batch: bool) -> ParsedRequest:
-        """Validated rows. For a numeric batch, a vectorised pass for the common case of valid
-        input; any failure in it re-runs the record-by-record checks, which find the problem
-        and name it (they accept exactly what the fast pass accepts)."""
+        """Validated rows. For a batch, a pass over whole columns first (numpy for version 1/2
+        models, FieldRule.check_column for version 3) for the common case of valid input; any
+        failure in it re-runs the record-by-record checks, which find the problem and name it
+        (they accept exactly what the column pass accepts)."""
         if len(records) > _SMALL:
             parsed = self._fast_columns(records) if self.frame else self._fast_rows(records)
             if parsed is not None:
