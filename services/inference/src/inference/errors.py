@@ -28,6 +28,13 @@ class InvalidJSON(InferenceError):
     code = "invalid_json"
 
 
+class MalformedBody(InferenceError):
+    """The body is not the text format its Content-Type names (CSV, JSON Lines)."""
+
+    status = 400
+    code = "malformed_body"
+
+
 class UnsupportedMediaType(InferenceError):
     status = 415
     code = "unsupported_media_type"

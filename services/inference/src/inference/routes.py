@@ -8,8 +8,11 @@ from typing import Any
 from flask import Blueprint, Response, g, request
 
 from inference.errors import NonFinitePrediction, UnsupportedMediaType
+from inference.formats import JSON, answer_media_type, parse_invocation, render_lines
+from inference.model import LoadedModel
 from inference.responses import json_response
-from inference.state import current_state
+from inference.state import ServiceState, current_state
+from inference.validation import ParsedRequest
 
 api = Blueprint("api", __name__)
 
@@ -51,6 +54,24 @@ def predict() -> Response:
             "send the body as JSON with the header Content-Type: application/json"
         )
     parsed = validator.parse(request.get_data(cache=False))
+    return json_response(_answer(state, model, parsed))
+
+
+@api.post("/invocations")
+def invocations() -> Response:
+    """SageMaker's inference route: /predict's JSON, MLflow's scoring forms, CSV and JSON Lines
+    (formats.py)."""
+    state = current_state()
+    model, validator = state.require_model()
+    parsed = parse_invocation(validator, request.mimetype, request.get_data(cache=False))
+    body = _answer(state, model, parsed)
+    media_type = answer_media_type(request.accept_mimetypes) if parsed.batch else JSON
+    if media_type == JSON:
+        return json_response(body)
+    return Response(render_lines(body, media_type), mimetype=media_type)
+
+
+def _answer(state: ServiceState, model: LoadedModel, parsed: ParsedRequest) -> dict[str, Any]:
     if parsed.outside:
         state.metrics.count_outside(parsed.outside)
     started = time.perf_counter()
@@ -77,13 +98,7 @@ def predict() -> Response:
             body["probabilities"] = result.probabilities[0]
     body["model_version"] = model.model_version
     body["request_id"] = g.request_id
-    return json_response(body)
-
-
-@api.post("/invocations")
-def invocations() -> Response:
-    """SageMaker's inference route: the same contract as /predict."""
-    return predict()
+    return body
 
 
 @api.get("/metrics")
