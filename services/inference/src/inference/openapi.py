@@ -10,14 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from artifact_contract import label_key
 from flask import Blueprint, Flask, Response
 
 from inference.errors import BATCH_KEY
+from inference.formats import CSV, JSONLINES
 from inference.model import CLASSIFICATION, LoadedModel
 from inference.responses import json_response
-from inference.schema import FieldRule, field_rules
+from inference.schema import field_rules
 from inference.settings import Settings
+from inference.shapes import answer_schemas, label_schemas, obj, ref, request_schemas
 
 OPENAPI_VERSION = "3.1.0"
 JSON = "application/json"
@@ -31,98 +32,11 @@ ERRORS = {
     503: "No verified model is loaded.",
 }
 PREDICT_ERRORS = (400, 413, 415, 422, 503)
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def feature_schema(rule: FieldRule) -> dict[str, Any]:
-    """What a request may give for one feature, as JSON Schema."""
-    notes: list[str] = []
-    schema: dict[str, Any]
-    if rule.numeric:
-        schema = {"type": rule.type, "minimum": rule.low, "maximum": rule.high}
-        notes.append(
-            f"training range {rule.min:.6g} to {rule.max:.6g}; accepted {rule.low:.6g} to "
-            f"{rule.high:.6g} (INPUT_RANGE_MARGIN spans either side)"
-        )
-    elif rule.type == "boolean":
-        schema = {"type": "boolean"}
-    else:
-        categories = sorted(rule.categories)
-        if rule.accepts_unknown:
-            schema = {"type": "string", "examples": categories[:20]}
-            notes.append("any string: the model ignores categories it did not see in training")
-        else:
-            schema = {"type": "string", "enum": categories}
-            notes.append("one of the training categories")
-    if rule.nullable:
-        schema["type"] = [schema["type"], "null"]
-        if "enum" in schema:
-            schema["enum"] = [*schema["enum"], None]
-        notes.append("null allowed (the model imputes it)")
-    schema["description"] = f"{rule.type}; " + "; ".join(notes) if notes else rule.type
-    return schema
-
-
-def record_schema(rules: tuple[FieldRule, ...]) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "description": "One record: every feature, no other field.",
-        "properties": {rule.name: feature_schema(rule) for rule in rules},
-        "required": [rule.name for rule in rules],
-        "additionalProperties": False,
-    }
-
-
-def _answer_schemas(model: LoadedModel | None) -> dict[str, Any]:
-    """The prediction of one record, and (classification) its probabilities."""
-    if model is None:
-        return {"Label": {}}
-    if model.task != CLASSIFICATION:
-        return {
-            "Label": {"type": "number", "description": f"predicted {model.manifest.output['name']}"}
-        }
-    keys = [label_key(label) for label in model.classes]
-    return {
-        "Label": {"enum": model.classes, "description": "the most probable class"},
-        "Probabilities": {
-            "type": "object",
-            "description": "probability of each class, keyed by the label as text",
-            "properties": {key: {"type": "number", "minimum": 0, "maximum": 1} for key in keys},
-            "required": keys,
-            "additionalProperties": False,
-        },
-    }
-
-
-def _answers(classification: bool) -> dict[str, Any]:
-    identity = {"model_version": {"type": "string"}, "request_id": {"type": "string"}}
-    single: dict[str, Any] = {"prediction": _ref("Label"), **identity}
-    batch: dict[str, Any] = {
-        "predictions": {"type": "array", "items": _ref("Label")},
-        **identity,
-    }
-    if classification:
-        single["probabilities"] = _ref("Probabilities")
-        batch["probabilities"] = {"type": "array", "items": _ref("Probabilities")}
-    return {
-        "Prediction": _object(single, "The answer for one record."),
-        "Predictions": _object(batch, "The answers for a batch, in the order of its rows."),
-    }
-
-
-def _object(properties: dict[str, Any], description: str = "") -> dict[str, Any]:
-    schema: dict[str, Any] = {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties),
-        "additionalProperties": False,
-    }
-    if description:
-        schema["description"] = description
-    return schema
+CSV_TEXT = (
+    "One record per line, values in schema order or in the order of an optional header line "
+    "naming every feature; an empty cell is null; booleans true/false."
+)
+JSONLINES_TEXT = "One record (an object) or one row in schema order (an array) per line."
 
 
 def _content(schema: dict[str, Any], media_type: str = JSON) -> dict[str, Any]:
@@ -162,31 +76,36 @@ def openapi_document(settings: Settings, model: LoadedModel | None) -> dict[str,
         else field_rules(model.manifest.input_schema, settings.input_range_margin)
     )
     classification = model is not None and model.task == CLASSIFICATION
-    names = {rule.name for rule in rules}
-    batch = _object(
-        {
-            BATCH_KEY: {
-                "type": "array",
-                "items": _ref("Record"),
-                "minItems": 1,
-                "maxItems": settings.max_batch_rows,
-            }
-        },
-        f"A batch of at most {settings.max_batch_rows} records (MAX_BATCH_ROWS).",
+    own = (
+        [ref("Record")]
+        if BATCH_KEY in {rule.name for rule in rules}
+        else [ref("Record"), ref("Batch")]
     )
-    request_forms = [_ref("Record")] if BATCH_KEY in names else [_ref("Record"), _ref("Batch")]
-    predict_body = _content({"oneOf": request_forms})
-    answers = {
-        "200": _response(
-            "The prediction(s), with the model version and the request id.",
-            {"oneOf": [_ref("Prediction"), _ref("Predictions")]},
-        ),
+    predict_body = _content({"oneOf": own})
+    mlflow = [ref(name) for name in ("DataframeSplit", "DataframeRecords", "Instances", "Inputs")]
+    invocations_body = {
+        JSON: {"schema": {"anyOf": own + mlflow}},
+        CSV: {"schema": {"type": "string", "description": CSV_TEXT}},
+        JSONLINES: {"schema": {"type": "string", "description": JSONLINES_TEXT}},
+    }
+    answer = {"oneOf": [ref("Prediction"), ref("Predictions")]}
+    answered = "The prediction(s), with the model version and the request id."
+    answers = {"200": _response(answered, answer), **_errors(*PREDICT_ERRORS)}
+    line_answers = {
+        "200": {
+            **_response(answered + " Accept: text/csv or application/jsonlines for lines.", answer),
+            "content": {
+                JSON: {"schema": answer},
+                CSV: {"schema": {"type": "string", "description": "one prediction per line"}},
+                JSONLINES: {"schema": {"type": "string", "description": "one answer per line"}},
+            },
+        },
         **_errors(*PREDICT_ERRORS),
     }
-    health = _response("A verified model is loaded.", _ref("Health"))
+    health = _response("A verified model is loaded.", ref("Health"))
     paths: dict[str, Any] = {
         "/": {
-            "get": _operation("Index: the routes", {"200": _response("The routes.", _ref("Index"))})
+            "get": _operation("Index: the routes", {"200": _response("The routes.", ref("Index"))})
         },
         "/openapi.json": {
             "get": _operation(
@@ -200,12 +119,16 @@ def openapi_document(settings: Settings, model: LoadedModel | None) -> dict[str,
         "/model": {
             "get": _operation(
                 "Model: the manifest summary",
-                {"200": _response("The served model.", _ref("ModelSummary")), **_errors(503)},
+                {"200": _response("The served model.", ref("ModelSummary")), **_errors(503)},
             )
         },
         "/predict": {"post": _operation("Predict: one record or a batch", answers, predict_body)},
         "/invocations": {
-            "post": _operation("Invocations: SageMaker's predict route", answers, predict_body)
+            "post": _operation(
+                "Invocations: /predict's JSON, MLflow's scoring forms, CSV, JSON Lines",
+                line_answers,
+                invocations_body,
+            )
         },
         "/metrics": {
             "get": _operation(
@@ -218,20 +141,19 @@ def openapi_document(settings: Settings, model: LoadedModel | None) -> dict[str,
             )
         },
     }
-    error = _object(
+    error = obj(
         {
-            "error": _object({"code": {"type": "string"}, "message": {"type": "string"}}),
+            "error": obj({"code": {"type": "string"}, "message": {"type": "string"}}),
             "request_id": {"type": "string"},
         },
         "Every error: a stable code and a message naming the problem (never the payload).",
     )
     schemas = {
-        "Record": record_schema(rules) if model is not None else {"type": "object"},
-        "Batch": batch,
-        **_answer_schemas(model),
-        **_answers(classification),
+        **request_schemas(rules, settings.max_batch_rows),
+        **label_schemas(model),
+        **answer_schemas(classification),
         "Error": error,
-        "Health": _object(
+        "Health": obj(
             {
                 "status": {"const": "ok"},
                 "model_version": {"type": "string"},
@@ -265,7 +187,7 @@ def openapi_document(settings: Settings, model: LoadedModel | None) -> dict[str,
         "components": {
             "schemas": schemas,
             "responses": {
-                f"E{status}": _response(text, _ref("Error")) for status, text in ERRORS.items()
+                f"E{status}": _response(text, ref("Error")) for status, text in ERRORS.items()
             },
             "headers": {
                 "RequestId": {
