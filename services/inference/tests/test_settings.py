@@ -21,6 +21,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.max_body_bytes == 6 * 1024 * 1024
     assert settings.omp_num_threads == "1"
     assert settings.input_range_margin == 10.0
+    assert settings.model_name == "mlpipeline-regressor"
     assert settings.model_sha256 is None and settings.metrics_dir is None
 
 
@@ -44,6 +45,7 @@ def test_every_variable_is_read() -> None:
         "OMP_NUM_THREADS": "2",
         "PROMETHEUS_MULTIPROC_DIR": "/tmp/metrics",
         "INPUT_RANGE_MARGIN": "2.5",
+        "MODEL_NAME": "house-prices",
     }
     settings = Settings.from_env(env)
     assert settings == Settings(
@@ -65,6 +67,7 @@ def test_every_variable_is_read() -> None:
         omp_num_threads="2",
         metrics_dir=Path("/tmp/metrics"),
         input_range_margin=2.5,
+        model_name="house-prices",
     )
 
 
@@ -88,6 +91,7 @@ def test_sagemaker_model_dir_is_used_only_when_nothing_else_names_a_model(tmp_pa
         ({"INPUT_RANGE_MARGIN": "-1"}, "INPUT_RANGE_MARGIN must be a finite number >= 0"),
         ({"INPUT_RANGE_MARGIN": "inf"}, "INPUT_RANGE_MARGIN must be a finite number >= 0"),
         ({"INPUT_RANGE_MARGIN": "wide"}, "INPUT_RANGE_MARGIN must be a finite number >= 0"),
+        ({"MODEL_NAME": "a/b"}, "MODEL_NAME must be 1-128 letters"),
     ],
 )
 def test_bad_values_are_refused_naming_the_variable(env: dict[str, str], message: str) -> None:

@@ -21,6 +21,7 @@ from inference.sampling import prediction_sampler
 from inference.schema import field_rules
 from inference.settings import Settings
 from inference.state import EXTENSION, ServiceState
+from inference.v2 import v2
 from inference.validation import RequestValidator
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -69,6 +70,7 @@ def create_app(
     if model is not None:
         metrics.model_info.labels(model.model_version, model.manifest_sha256).set(1)
     app.register_blueprint(api)
+    app.register_blueprint(v2)  # the Open Inference Protocol
     register_discovery(app, settings, model)
 
     @app.before_request

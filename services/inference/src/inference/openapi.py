@@ -18,7 +18,14 @@ from inference.model import CLASSIFICATION, LoadedModel
 from inference.responses import json_response
 from inference.schema import field_rules
 from inference.settings import Settings
-from inference.shapes import answer_schemas, label_schemas, obj, ref, request_schemas
+from inference.shapes import (
+    answer_schemas,
+    label_schemas,
+    obj,
+    ref,
+    request_schemas,
+    v2_schemas,
+)
 
 OPENAPI_VERSION = "3.1.0"
 JSON = "application/json"
@@ -32,6 +39,8 @@ ERRORS = {
     503: "No verified model is loaded.",
 }
 PREDICT_ERRORS = (400, 413, 415, 422, 503)
+V2_ERRORS = (400, 404, 413, 422, 503)
+V2_TEXT = {404: "No such model, or not this version (the message names the served one)."}
 CSV_TEXT = (
     "One record per line, values in schema order or in the order of an optional header line "
     "naming every feature; an empty cell is null; booleans true/false."
@@ -56,17 +65,65 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 
 def _operation(
-    summary: str, responses: dict[str, Any], body: dict[str, Any] | None = None
+    summary: str,
+    responses: dict[str, Any],
+    body: dict[str, Any] | None = None,
+    path: tuple[dict[str, Any], ...] = (),
 ) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "summary": summary,
         "operationId": summary.split(":")[0].lower().replace(" ", "_"),
-        "parameters": [{"$ref": "#/components/parameters/RequestId"}],
+        "parameters": [*path, {"$ref": "#/components/parameters/RequestId"}],
         "responses": responses,
     }
     if body is not None:
         operation["requestBody"] = {"required": True, "content": body}
     return operation
+
+
+def _v2_paths(name: str, version: str) -> dict[str, Any]:
+    """The Open Inference Protocol's routes (v2.py): each model route also under
+    /versions/{version}."""
+    named = {"name": "name", "in": "path", "required": True, "schema": {"enum": [name]}}
+    versioned = {"name": "version", "in": "path", "required": True, "schema": {"enum": [version]}}
+
+    def v2(description: str, schema: dict[str, Any], *statuses: int) -> dict[str, Any]:
+        errors = {str(s): {"$ref": f"#/components/responses/V{s}"} for s in statuses}
+        return {"200": _response(description, schema), **errors}
+
+    flag = {"type": "object", "additionalProperties": {"type": ["boolean", "string"]}}
+    paths: dict[str, Any] = {
+        "/v2": {
+            "get": _operation("V2 server: metadata", v2("The server.", ref("V2ServerMetadata")))
+        },
+        "/v2/health/live": {"get": _operation("V2 live", v2("The process answers.", flag))},
+        "/v2/health/ready": {"get": _operation("V2 ready", v2("A model is loaded.", flag, 503))},
+    }
+    for prefix, params, tag in (
+        ("/v2/models/{name}", (named,), ""),
+        ("/v2/models/{name}/versions/{version}", (named, versioned), " version"),
+    ):
+        paths[prefix] = {
+            "get": _operation(
+                f"V2 model{tag} metadata: inputs, outputs, classes",
+                v2("The model's metadata.", ref("V2ModelMetadata"), 404, 503),
+                path=params,
+            )
+        }
+        paths[prefix + "/ready"] = {
+            "get": _operation(
+                f"V2 model{tag} ready", v2("The model is ready.", flag, 404, 503), path=params
+            )
+        }
+        paths[prefix + "/infer"] = {
+            "post": _operation(
+                f"V2 infer{tag}: predictions as tensors",
+                v2("The prediction tensors.", ref("V2InferResponse"), *V2_ERRORS),
+                _content(ref("V2InferRequest")),
+                path=params,
+            )
+        }
+    return paths
 
 
 def openapi_document(settings: Settings, model: LoadedModel | None) -> dict[str, Any]:
@@ -130,6 +187,7 @@ def openapi_document(settings: Settings, model: LoadedModel | None) -> dict[str,
                 invocations_body,
             )
         },
+        **_v2_paths(settings.model_name, "" if model is None else model.model_version),
         "/metrics": {
             "get": _operation(
                 "Metrics: Prometheus text format",
@@ -152,6 +210,7 @@ def openapi_document(settings: Settings, model: LoadedModel | None) -> dict[str,
         **request_schemas(rules, settings.max_batch_rows),
         **label_schemas(model),
         **answer_schemas(classification),
+        **v2_schemas(),
         "Error": error,
         "Health": obj(
             {
@@ -188,6 +247,10 @@ def openapi_document(settings: Settings, model: LoadedModel | None) -> dict[str,
             "schemas": schemas,
             "responses": {
                 f"E{status}": _response(text, ref("Error")) for status, text in ERRORS.items()
+            }
+            | {
+                f"V{status}": _response(text, ref("V2Error"))
+                for status, text in (ERRORS | V2_TEXT).items()
             },
             "headers": {
                 "RequestId": {

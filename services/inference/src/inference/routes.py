@@ -54,7 +54,7 @@ def predict() -> Response:
             "send the body as JSON with the header Content-Type: application/json"
         )
     parsed = validator.parse(request.get_data(cache=False))
-    return json_response(_answer(state, model, parsed))
+    return json_response(answer(state, model, parsed))
 
 
 @api.post("/invocations")
@@ -64,14 +64,15 @@ def invocations() -> Response:
     state = current_state()
     model, validator = state.require_model()
     parsed = parse_invocation(validator, request.mimetype, request.get_data(cache=False))
-    body = _answer(state, model, parsed)
+    body = answer(state, model, parsed)
     media_type = answer_media_type(request.accept_mimetypes) if parsed.batch else JSON
     if media_type == JSON:
         return json_response(body)
     return Response(render_lines(body, media_type), mimetype=media_type)
 
 
-def _answer(state: ServiceState, model: LoadedModel, parsed: ParsedRequest) -> dict[str, Any]:
+def answer(state: ServiceState, model: LoadedModel, parsed: ParsedRequest) -> dict[str, Any]:
+    """Predict for validated rows (timed, counted, sampled) and shape /predict's answer."""
     if parsed.outside:
         state.metrics.count_outside(parsed.outside)
     started = time.perf_counter()

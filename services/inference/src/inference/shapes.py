@@ -167,3 +167,78 @@ def request_schemas(rules: tuple[FieldRule, ...], max_rows: int) -> dict[str, An
         "Instances": form(BATCH_KEY, mlflow_list),
         "Inputs": form("inputs", mlflow_list),
     }
+
+
+def v2_schemas() -> dict[str, Any]:
+    """The Open Inference Protocol's bodies (v2.py), as this server reads and writes them."""
+    parameters = {"type": "object"}
+    tensor = obj(
+        {
+            "name": {"type": "string"},
+            "shape": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1},
+            "datatype": {"enum": ["FP64", "FP32", "INT64", "INT32", "BOOL", "BYTES"]},
+            "parameters": parameters,
+            "data": {"type": "array"},
+        },
+        "A tensor: data flat or nested in row-major order, or parameters.binary_data_size.",
+    )
+    tensor["required"] = ["name", "shape", "datatype"]
+    request = obj(
+        {
+            "id": {"type": "string"},
+            "parameters": parameters,
+            "inputs": {"type": "array", "items": ref("V2Tensor"), "minItems": 1},
+            "outputs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"name": {"type": "string"}, "parameters": parameters},
+                    "required": ["name"],
+                    "additionalProperties": False,
+                },
+            },
+        },
+        "One tensor per feature, or one [rows, features] FP64 tensor in schema order.",
+    )
+    request["required"] = ["inputs"]
+    output = {
+        "type": "object",
+        "required": ["name", "shape", "datatype", "data"],
+        "properties": {
+            "name": {"enum": ["prediction", "probabilities"]},
+            "data": {"type": "array"},
+        },
+    }
+    metadata_tensor = obj(
+        {"name": {"type": "string"}, "datatype": {"type": "string"}, "shape": {"type": "array"}}
+    )
+    return {
+        "V2Tensor": tensor,
+        "V2InferRequest": request,
+        "V2InferResponse": obj(
+            {
+                "model_name": {"type": "string"},
+                "model_version": {"type": "string"},
+                "id": {"type": "string"},
+                "outputs": {"type": "array", "items": output},
+            }
+        ),
+        "V2ModelMetadata": obj(
+            {
+                "name": {"type": "string"},
+                "versions": {"type": "array", "items": {"type": "string"}},
+                "platform": {"type": "string"},
+                "inputs": {"type": "array", "items": metadata_tensor},
+                "outputs": {"type": "array", "items": metadata_tensor},
+                "parameters": {"type": "object"},
+            }
+        ),
+        "V2ServerMetadata": obj(
+            {
+                "name": {"type": "string"},
+                "version": {"type": "string"},
+                "extensions": {"type": "array", "items": {"type": "string"}},
+            }
+        ),
+        "V2Error": obj({"error": {"type": "string"}}, "The protocol's error: a message."),
+    }
