@@ -1,7 +1,9 @@
 """``inference serve``: verify and load the model once, then serve it with gunicorn.
 
 ``inference check`` does the same verification and loading, prints the model summary and exits.
-Any refusal ends the process with exit status 2 and one JSON log line saying why.
+``inference score --input FILE --output FILE`` scores a CSV or JSON Lines file (score.py).
+Any refusal ends the process with exit status 2 and one JSON log line saying why; a bad input
+line ends ``score`` with exit status 1 and one line naming it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from inference.errors import StartupRefusal
+from inference.errors import ConfigurationError, StartupRefusal
 from inference.logs import configure_logging, log_event
 from inference.settings import Settings, apply_process_environment
 
@@ -29,6 +31,16 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="serve the configured model with gunicorn")
     commands.add_parser("check", help="verify and load the configured model, then exit")
+    scoring = commands.add_parser(
+        "score", help="score a CSV or JSON Lines file into the same format (bounded memory)"
+    )
+    scoring.add_argument("--input", type=Path, required=True, help="a .csv, .jsonl or .ndjson file")
+    scoring.add_argument(
+        "--output", type=Path, required=True, help="written complete or not at all"
+    )
+    scoring.add_argument(
+        "--chunk-rows", type=int, default=1000, help="records predicted at a time (memory bound)"
+    )
     args = parser.parse_args(argv)
 
     logger = configure_logging("info")
@@ -37,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     except StartupRefusal as exc:
         return _refuse(logger, exc, None)
     logger = configure_logging(settings.log_level)
+    if args.command == "score":
+        return score_file(settings, logger, args.input, args.output, args.chunk_rows)
     return serve(settings, logger) if args.command == "serve" else check(settings, logger)
 
 
@@ -118,6 +132,35 @@ def check(settings: Settings, logger: logging.Logger) -> int:
         model_version=model.model_version,
         manifest_sha256=model.manifest_sha256,
     )
+    return 0
+
+
+def score_file(
+    settings: Settings, logger: logging.Logger, source: Path, destination: Path, chunk_rows: int
+) -> int:
+    from inference.errors import InferenceError
+    from inference.loader import load_model
+    from inference.score import file_format, score
+
+    try:
+        file_format(source)
+        file_format(destination)
+        if chunk_rows < 1:
+            raise ConfigurationError("--chunk-rows must be >= 1")
+        model = load_model(settings)
+    except StartupRefusal as exc:
+        return _refuse(logger, exc, settings)
+
+    def progress(line: str) -> None:
+        sys.stderr.write(f"inference score: {line}\n")
+        sys.stderr.flush()
+
+    try:
+        score(model, settings, source, destination, chunk_rows, progress)
+    except (InferenceError, OSError, UnicodeDecodeError) as exc:
+        message = exc.message if isinstance(exc, InferenceError) else str(exc)
+        progress(f"{source}: {message}; nothing written")
+        return 1
     return 0
 
 

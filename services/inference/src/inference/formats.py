@@ -208,29 +208,50 @@ def _lines(body: bytes, max_rows: int) -> Iterator[tuple[int, str]]:
             yield number, line
 
 
-def _csv_records(validator: RequestValidator, body: bytes) -> Iterator[dict[str, Any]]:
-    rules = {rule.name: rule for rule in validator.rules}
-    names = list(validator.feature_names)
-    columns: list[str] = names
-    for position, (number, line) in enumerate(_lines(body, validator.max_rows)):
-        try:
-            cells = next(csv.reader([line]))
-        except csv.Error as exc:
-            raise MalformedBody(f"line {number} is not CSV: {exc}"[:200]) from None
-        if position == 0 and any(cell in rules for cell in cells):
-            _check_columns(cells, names, f"the header (line {number})")
-            columns = cells
-            continue
-        if len(cells) != len(columns):
+class CsvRecords:
+    """CSV rows to records: a first row naming features is the header (any order), else the
+    values are in schema order."""
+
+    def __init__(self, validator: RequestValidator) -> None:
+        self.rules = {rule.name: rule for rule in validator.rules}
+        self.names = list(validator.feature_names)
+        self.columns = self.names
+        self.header: list[str] | None = None
+        self._first = True
+
+    def record(self, cells: list[str], number: int) -> dict[str, Any] | None:
+        """Line ``number``'s record, or None for the header line."""
+        first, self._first = self._first, False
+        if first and any(cell in self.rules for cell in cells):
+            _check_columns(cells, self.names, f"the header (line {number})")
+            self.columns = self.header = cells
+            return None
+        if len(cells) != len(self.columns):
             raise InvalidInput(
-                f"line {number} has {len(cells)} values; expected {len(columns)} "
-                f"({', '.join(columns)})"[:300],
+                f"line {number} has {len(cells)} values; expected {len(self.columns)} "
+                f"({', '.join(self.columns)})"[:300],
                 code="wrong_row_length",
             )
-        yield {
+        rules = self.rules
+        return {
             name: _cell(rules[name], cell, number)
-            for name, cell in zip(columns, cells, strict=True)
+            for name, cell in zip(self.columns, cells, strict=True)
         }
+
+
+def csv_cells(line: str, number: int) -> list[str]:
+    try:
+        return next(csv.reader([line]))
+    except csv.Error as exc:
+        raise MalformedBody(f"line {number} is not CSV: {exc}"[:200]) from None
+
+
+def _csv_records(validator: RequestValidator, body: bytes) -> Iterator[dict[str, Any]]:
+    reader = CsvRecords(validator)
+    for number, line in _lines(body, validator.max_rows):
+        record = reader.record(csv_cells(line, number), number)
+        if record is not None:
+            yield record
 
 
 def _cell(rule: FieldRule, text: str, number: int) -> Any:
@@ -264,14 +285,18 @@ def _cell(rule: FieldRule, text: str, number: int) -> Any:
     return text
 
 
+def jsonl_record(line: str | bytes, names: Sequence[str], number: int) -> Any:
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        raise MalformedBody(f"line {number} is not valid JSON") from None
+    return _row_record(value, names, f"line {number}") if isinstance(value, list) else value
+
+
 def _jsonl_records(validator: RequestValidator, body: bytes) -> Iterator[Any]:
     names = validator.feature_names
     for number, line in _lines(body, validator.max_rows - 1):
-        try:
-            value = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            raise MalformedBody(f"line {number} is not valid JSON") from None
-        yield _row_record(value, names, f"line {number}") if isinstance(value, list) else value
+        yield jsonl_record(line, names, number)
 
 
 # --- answers --------------------------------------------------------------------------------
