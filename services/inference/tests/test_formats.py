@@ -159,6 +159,17 @@ def test_csv_answers_of_a_regression_are_the_floats(client: FlaskClient) -> None
     assert [float(line) for line in response.get_data(as_text=True).splitlines()] == want
 
 
+def test_only_newlines_end_a_line(typed_apps: dict[str, Flask]) -> None:
+    """A JSON string may hold U+2028 (a line separator to str.splitlines): one record still."""
+    client = typed_apps["regression"].test_client()
+    record = {"sqft": 1200.0, "rooms": 3, "city": "north\u2028", "garden": True, "new_build": False}
+    line = json.dumps(record, ensure_ascii=False) + "\r\n"
+    response = send(client, "application/jsonlines", line)
+    assert response.status_code == 422
+    assert response.get_json()["error"]["code"] == "unknown_category"
+    assert "'line 1.city'" in response.get_json()["error"]["message"]
+
+
 def test_our_own_forms_keep_their_answers_on_invocations(client: FlaskClient) -> None:
     record = numeric_records()[0]
     single = send(client, "application/json", record).get_json()

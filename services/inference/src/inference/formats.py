@@ -197,7 +197,10 @@ def _lines(body: bytes, max_rows: int) -> Iterator[tuple[int, str]]:
     except UnicodeDecodeError:
         raise MalformedBody("the body is not UTF-8 text") from None
     count = 0
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Only \n (and \r\n) end a line: str.splitlines would also split inside a value at
+    # U+2028 and the like, which JSON strings and CSV cells may hold.
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = raw.removesuffix("\r")
         if line.strip():
             count += 1
             if count > max_rows + 1:  # the header and max_rows rows
