@@ -159,6 +159,33 @@ def test_csv_answers_of_a_regression_are_the_floats(client: FlaskClient) -> None
     assert [float(line) for line in response.get_data(as_text=True).splitlines()] == want
 
 
+def test_nan_from_mlflows_client_is_a_missing_value(
+    typed_apps: dict[str, Flask], typed_runs: dict[str, Path]
+) -> None:
+    """mlflow's ScoringServerClient sends json.dumps({"dataframe_split": df.to_dict("split")}),
+    NaN included; /predict's strict JSON stays strict."""
+    client = typed_apps["regression"].test_client()
+    frame = frame_of(typed_runs["regression"]).head(12)
+    assert frame["rooms"].isna().any()
+    body = json.dumps({"dataframe_split": frame.to_dict(orient="split")})
+    assert "NaN" in body
+    response = send(client, "application/json", body)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["predictions"] == expected(client, records_of(frame))["predictions"]
+    strict = client.post("/predict", data=body, content_type="application/json")
+    assert strict.status_code == 400
+    records = records_of(frame)
+    records[0]["sqft"] = float("nan")  # sqft is not nullable
+    refused = send(client, "application/json", json.dumps({"dataframe_records": records}))
+    assert refused.status_code == 422
+    assert (
+        "'dataframe_records[0].sqft' must be a number, got null"
+        in refused.get_json()["error"]["message"]
+    )
+    infinite = send(client, "application/json", body.replace("NaN", "Infinity", 1))
+    assert infinite.status_code == 400
+
+
 def test_only_newlines_end_a_line(typed_apps: dict[str, Flask]) -> None:
     """A JSON string may hold U+2028 (a line separator to str.splitlines): one record still."""
     client = typed_apps["regression"].test_client()

@@ -2,7 +2,8 @@
 
 - MLflow's scoring forms (``mlflow models serve``): ``{"dataframe_split": {"columns", "data"}}``,
   ``{"dataframe_records": [record, ...]}``, ``{"instances": ...}`` and ``{"inputs": ...}`` (records,
-  rows in schema order, or ``{feature: [values]}`` columns), with an optional empty ``"params"``.
+  rows in schema order, or ``{feature: [values]}`` columns), with an optional empty ``"params"``;
+  ``NaN`` in them is a missing value (null), as MLflow's client sends it.
 - SageMaker Batch Transform's line formats: ``text/csv`` (a header line naming every feature is
   optional when the columns are in schema order; an empty cell is null) and
   ``application/jsonlines`` (one record, or one row in schema order, per line).
@@ -16,6 +17,7 @@ prediction per line) or ``application/jsonlines`` (one answer object per line).
 from __future__ import annotations
 
 import csv
+import json
 import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -27,6 +29,7 @@ from werkzeug.datastructures import MIMEAccept
 from inference.errors import (
     BATCH_KEY,
     InvalidInput,
+    InvalidJSON,
     MalformedBody,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -45,7 +48,7 @@ _TRUE, _FALSE = frozenset({"true"}), frozenset({"false"})
 
 def parse_invocation(validator: RequestValidator, mimetype: str, body: bytes) -> ParsedRequest:
     if mimetype == JSON:
-        return _parse_json(validator, parse_json(body))
+        return _parse_json(validator, _json_with_nan(body))
     if mimetype == CSV:
         return validator.parse_records(list(_csv_records(validator, body)), _line_of)
     if mimetype == JSONLINES:
@@ -53,6 +56,29 @@ def parse_invocation(validator: RequestValidator, mimetype: str, body: bytes) ->
     raise UnsupportedMediaType(
         f"send {JSON} (a record, a batch or an MLflow scoring form), {CSV} or {JSONLINES}"
     )
+
+
+def _json_with_nan(body: bytes) -> Any:
+    """Strict JSON, except that MLflow's forms may hold NaN for a missing value: MLflow's own
+    client writes a DataFrame's missing values so (``json.dumps`` of ``to_dict("split")``).
+    NaN is then null, which only a nullable feature accepts; Infinity stays refused."""
+    try:
+        return parse_json(body)
+    except InvalidJSON as strict:
+        if b"NaN" not in body:
+            raise
+        try:
+            payload = json.loads(body, parse_constant=_nan_is_null)
+        except (ValueError, RecursionError):
+            raise strict from None
+        if not (isinstance(payload, dict) and any(key in payload for key in MLFLOW_FORMS)):
+            raise strict from None
+        return payload
+
+
+def _nan_is_null(name: str) -> None:
+    if name != "NaN":
+        raise ValueError(name)
 
 
 def _line_of(index: int) -> str:
