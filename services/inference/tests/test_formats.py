@@ -322,6 +322,14 @@ BAD: list[tuple[str, str, Any, int, str, str]] = [
         "out_of_range",
         "'line 2.income_k'",
     ),
+    (
+        "csv header, blank line, out of range",
+        "text/csv",
+        "age,income_k,tenure_years\n40,50.0,1\n\n40,1e9,1\n",
+        422,
+        "out_of_range",
+        "'line 4.income_k'",
+    ),
     ("csv empty", "text/csv", "\n\n", 422, "empty_batch", "empty"),
     (
         "csv not utf-8",

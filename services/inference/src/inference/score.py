@@ -23,7 +23,7 @@ import orjson
 from artifact_contract import label_key
 
 from inference.errors import ConfigurationError, InvalidInput, NonFinitePrediction
-from inference.formats import CsvRecords, jsonl_record
+from inference.formats import CsvRecords, jsonl_record, line_namer
 from inference.model import CLASSIFICATION, LoadedModel
 from inference.schema import field_rules
 from inference.settings import Settings
@@ -79,7 +79,7 @@ def score(
         with handle, source.open(encoding="utf-8-sig", newline="") as lines:
             write = _writer(kind, model, handle)
             for numbers, records in _chunks(kind, lines, validator, chunk_rows):
-                parsed = validator.parse_records(records, _namer(numbers))
+                parsed = validator.parse_records(records, line_namer(numbers))
                 try:
                     result = model.infer(parsed.rows)
                 except NonFinitePrediction as exc:
@@ -103,10 +103,6 @@ def score(
     elapsed = time.perf_counter() - started
     progress(_rate(rows, elapsed) + f" -> {destination}")
     return ScoreResult(rows, elapsed)
-
-
-def _namer(numbers: list[int]) -> Callable[[int], str]:
-    return lambda index: f"line {numbers[index]}"
 
 
 def _rate(rows: int, seconds: float) -> str:
