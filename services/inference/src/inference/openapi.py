@@ -13,7 +13,7 @@ import orjson
 from flask import Blueprint, Flask, Response
 
 from inference.errors import BATCH_KEY
-from inference.formats import CSV, JSONLINES
+from inference.formats import CSV, JSON, JSONLINES
 from inference.model import CLASSIFICATION, LoadedModel
 from inference.responses import json_response
 from inference.schema import field_rules
@@ -28,7 +28,6 @@ from inference.shapes import (
 )
 
 OPENAPI_VERSION = "3.1.0"
-JSON = "application/json"
 REQUEST_ID = "X-Request-ID"
 # The errors each kind of route can answer, by status (every one is an Error object).
 ERRORS = {
