@@ -11,11 +11,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import boto3
 import numpy as np
 import pytest
 from flask.testing import FlaskClient
+from moto.server import ThreadedMotoServer
 
-from inference.errors import InvalidInput
+from inference.errors import ConfigurationError, InvalidInput
 from inference.loader import load_model
 from inference.model import LoadedModel
 from inference.score import score
@@ -50,7 +52,7 @@ def test_a_csv_file_scores_as_predict_answers_each_row(
     source.write_text(csv_text(records, TYPED_FEATURES[::-1], header=True))
     lines: list[str] = []
     result = score(
-        model, settings, source, tmp_path / "out.csv", chunk_rows=7, progress=lines.append
+        model, settings, str(source), str(tmp_path / "out.csv"), chunk_rows=7, progress=lines.append
     )
     assert result.rows == 60
     assert lines[-1].startswith("scored 60 rows in ")
@@ -77,7 +79,7 @@ def test_a_json_lines_file_scores_into_json_lines(
     records = records_of(frame_of(typed_runs["multiclass"]).head(25))
     source = tmp_path / "rows.jsonl"
     source.write_text("".join(json.dumps(record) + "\n\n" for record in records))
-    score(model, settings, source, tmp_path / "out.jsonl", chunk_rows=10)
+    score(model, settings, str(source), str(tmp_path / "out.jsonl"), chunk_rows=10)
     got = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     want = one_by_one(client, records)
     assert [g["prediction"] for g in got] == [w["prediction"] for w in want]
@@ -91,7 +93,7 @@ def test_a_bad_line_stops_the_run_naming_it_and_writes_nothing(
     source = tmp_path / "rows.csv"
     source.write_text("age,income_k,tenure_years\n" + "40,50.0,1\n" * 30 + "40,lots,1\n")
     with pytest.raises(InvalidInput, match=r"'line 32\.income_k' must be a number"):
-        score(loaded_model, settings, source, tmp_path / "out.csv", chunk_rows=8)
+        score(loaded_model, settings, str(source), str(tmp_path / "out.csv"), chunk_rows=8)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.csv"]
 
 
@@ -151,3 +153,36 @@ def test_the_command_refuses_with_one_line(ridge_run: Path, tmp_path: Path) -> N
         assert message in done.stderr + done.stdout
         assert "Traceback" not in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.csv"]
+
+
+def test_s3_in_and_out(
+    loaded_model: LoadedModel,
+    settings: Settings,
+    client: FlaskClient,
+    aws_env: None,  # noqa: ARG001  # credentials for moto only
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Against moto's S3 server on a loopback port (AWS itself is the boundary we cannot reach)."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="batch")
+        records = [{"age": 20 + i, "income_k": 30.5 + i, "tenure_years": i % 9} for i in range(30)]
+        lines = "".join(json.dumps(record) + "\n" for record in records).encode()
+        s3.put_object(Bucket="batch", Key="in/rows.jsonl", Body=b"\xef\xbb\xbf" + lines)
+        score(loaded_model, settings, "s3://batch/in/rows.jsonl", "s3://batch/out/p.jsonl", 8)
+        body = s3.get_object(Bucket="batch", Key="out/p.jsonl")["Body"].read().decode()
+        got = [json.loads(line)["prediction"] for line in body.splitlines()]
+        want = [w["prediction"] for w in one_by_one(client, records)]
+        assert got == pytest.approx(want, rel=1e-12)
+        with pytest.raises(ConfigurationError, match=r"cannot read s3://batch/in/none\.jsonl"):
+            score(loaded_model, settings, "s3://batch/in/none.jsonl", "s3://batch/out/x.jsonl")
+        assert [o["Key"] for o in s3.list_objects_v2(Bucket="batch")["Contents"]] == [
+            "in/rows.jsonl",
+            "out/p.jsonl",
+        ]
+    finally:
+        server.stop()

@@ -34,10 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     scoring = commands.add_parser(
         "score", help="score a CSV or JSON Lines file into the same format (bounded memory)"
     )
-    scoring.add_argument("--input", type=Path, required=True, help="a .csv, .jsonl or .ndjson file")
     scoring.add_argument(
-        "--output", type=Path, required=True, help="written complete or not at all"
+        "--input", required=True, help="a .csv, .jsonl or .ndjson file or s3:// key"
     )
+    scoring.add_argument("--output", required=True, help="the same format; complete or not at all")
     scoring.add_argument(
         "--chunk-rows", type=int, default=1000, help="records predicted at a time (memory bound)"
     )
@@ -136,7 +136,7 @@ def check(settings: Settings, logger: logging.Logger) -> int:
 
 
 def score_file(
-    settings: Settings, logger: logging.Logger, source: Path, destination: Path, chunk_rows: int
+    settings: Settings, logger: logging.Logger, source: str, destination: str, chunk_rows: int
 ) -> int:
     from inference.errors import InferenceError
     from inference.loader import load_model

@@ -1,11 +1,11 @@
-"""``inference score --input FILE --output FILE``: score a CSV or JSON Lines file with the
-configured model, in chunks (bounded memory), into the same format.
+"""``inference score --input FILE --output FILE``: score a CSV or JSON Lines file (local or
+``s3://bucket/key``) with the configured model, in chunks (bounded memory), into the same format.
 
 Each line is read as ``/invocations`` reads that format (formats.py) and checked as ``/predict``
 checks a record; the output has one line per input record, in order: CSV ``prediction`` (and
 ``probability_<class>`` per class for a classifier) under a header, or JSON Lines
-``{"prediction", "probabilities"}``. The output appears complete or not at all (written beside
-it under a temporary name, renamed at the end); a bad line stops the run naming it.
+``{"prediction", "probabilities"}``. The output appears complete or not at all (written under
+a temporary name, then renamed into place or uploaded whole); a bad line stops the run naming it.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import csv
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 import orjson
@@ -30,6 +31,7 @@ from inference.settings import Settings
 from inference.validation import RequestValidator
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+S3 = "s3://"
 PROGRESS_SECONDS = 2.0
 
 
@@ -39,11 +41,11 @@ class ScoreResult:
     seconds: float
 
 
-def file_format(path: Path) -> str:
-    kind = FORMATS.get(path.suffix.lower())
+def file_format(location: str) -> str:
+    kind = FORMATS.get(PurePosixPath(location).suffix.lower())
     if kind is None:
         raise ConfigurationError(
-            f"{path.name}: the format comes from the extension: .csv, .jsonl or .ndjson"
+            f"{location[:200]}: the format comes from the extension: .csv, .jsonl or .ndjson"
         )
     return kind
 
@@ -51,11 +53,12 @@ def file_format(path: Path) -> str:
 def score(
     model: LoadedModel,
     settings: Settings,
-    source: Path,
-    destination: Path,
+    source: str,
+    destination: str,
     chunk_rows: int = 1000,
     progress: Callable[[str], None] = lambda _line: None,
 ) -> ScoreResult:
+    """Score ``source`` into ``destination`` (local paths or ``s3://bucket/key``)."""
     kind = file_format(source)
     if file_format(destination) != kind:
         raise ConfigurationError(f"write {kind} output for {kind} input (same format out)")
@@ -66,17 +69,19 @@ def score(
     )
     started = last = time.perf_counter()
     rows = 0
-    directory = destination.resolve().parent
-    handle = tempfile.NamedTemporaryFile(  # renamed or removed below
+    remote = destination.startswith(S3)
+    # Beside a local destination (renamed into place); anywhere for S3 (uploaded whole).
+    directory = None if remote else Path(destination).resolve().parent
+    handle = tempfile.NamedTemporaryFile(  # renamed, uploaded or removed below
         "w",
         encoding="utf-8",
         newline="",
         dir=directory,
-        prefix=f".{destination.name}.",
+        prefix=f".{PurePosixPath(destination).name}.",
         delete=False,
     )
     try:
-        with handle, source.open(encoding="utf-8-sig", newline="") as lines:
+        with handle, _open_lines(source) as lines:
             write = _writer(kind, model, handle)
             for numbers, records in _chunks(kind, lines, validator, chunk_rows):
                 parsed = validator.parse_records(records, line_namer(numbers))
@@ -95,14 +100,57 @@ def score(
                     progress(_rate(rows, now - started))
                     last = now
         if rows == 0:
-            raise InvalidInput(f"{source.name} holds no records", code="empty_batch")
-        os.replace(handle.name, destination)
-    except BaseException:
+            raise InvalidInput(f"{source[:200]} holds no records", code="empty_batch")
+        if remote:
+            bucket, key = _s3_parts(destination)
+            _s3_client().upload_file(handle.name, bucket, key)
+        else:
+            os.replace(handle.name, destination)
+    finally:
         Path(handle.name).unlink(missing_ok=True)
-        raise
     elapsed = time.perf_counter() - started
     progress(_rate(rows, elapsed) + f" -> {destination}")
     return ScoreResult(rows, elapsed)
+
+
+def _s3_parts(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix(S3).partition("/")
+    if not bucket or not key:
+        raise ConfigurationError(f"{uri[:200]}: expected s3://bucket/key")
+    return bucket, key
+
+
+def _s3_client() -> Any:
+    import boto3  # imported here: only s3:// locations pay for it
+
+    # boto3's default chain: env, shared config, instance/task role; AWS_ENDPOINT_URL honoured.
+    return boto3.client("s3")
+
+
+@contextmanager
+def _open_lines(source: str) -> Iterator[Iterable[str]]:
+    """The source's text lines, streamed (a local file, or an S3 object's body)."""
+    if not source.startswith(S3):
+        with open(source, encoding="utf-8-sig", newline="") as lines:
+            yield lines
+        return
+    bucket, key = _s3_parts(source)
+    try:
+        body = _s3_client().get_object(Bucket=bucket, Key=key)["Body"]
+    except Exception as exc:  # botocore's errors: one line, not a traceback
+        raise ConfigurationError(f"cannot read {source[:200]}: {exc}"[:300]) from None
+    try:
+        yield _decoded(body.iter_lines(keepends=True))
+    finally:
+        body.close()
+
+
+def _decoded(chunks: Iterable[bytes]) -> Iterator[str]:
+    first = True
+    for chunk in chunks:
+        text = chunk.decode("utf-8")
+        yield text.removeprefix("\ufeff") if first else text
+        first = False
 
 
 def _rate(rows: int, seconds: float) -> str:
@@ -110,7 +158,7 @@ def _rate(rows: int, seconds: float) -> str:
 
 
 def _chunks(
-    kind: str, lines: IO[str], validator: RequestValidator, size: int
+    kind: str, lines: Iterable[str], validator: RequestValidator, size: int
 ) -> Iterator[tuple[list[int], list[Any]]]:
     """(line numbers, records) of at most ``size`` records at a time."""
     numbers: list[int] = []
