@@ -42,7 +42,7 @@ def feature_schema(rule: FieldRule) -> dict[str, Any]:
         if "enum" in schema:
             schema["enum"] = [*schema["enum"], None]
         notes.append("null allowed (the model imputes it)")
-    schema["description"] = f"{rule.type}; " + "; ".join(notes) if notes else rule.type
+    schema["description"] = "; ".join([rule.type, *notes])
     return schema
 
 
