@@ -22,6 +22,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.max_body_bytes == 6 * 1024 * 1024
     assert settings.omp_num_threads == "1"
     assert settings.input_range_margin == 10.0
+    assert settings.model_name == "mlpipeline-regressor"
     assert settings.model_sha256 is None and settings.metrics_dir is None
 
 
@@ -45,6 +46,7 @@ def test_every_variable_is_read() -> None:
         "OMP_NUM_THREADS": "2",
         "PROMETHEUS_MULTIPROC_DIR": "/tmp/metrics",
         "INPUT_RANGE_MARGIN": "2.5",
+        "MODEL_NAME": "house-prices",
     }
     settings = Settings.from_env(env)
     assert settings == Settings(
@@ -66,6 +68,7 @@ def test_every_variable_is_read() -> None:
         omp_num_threads="2",
         metrics_dir=Path("/tmp/metrics"),
         input_range_margin=2.5,
+        model_name="house-prices",
     )
 
 
@@ -102,6 +105,7 @@ def test_the_cache_dir_is_named_without_probing_for_a_writable_temp_dir(
         ({"INPUT_RANGE_MARGIN": "-1"}, "INPUT_RANGE_MARGIN must be a finite number >= 0"),
         ({"INPUT_RANGE_MARGIN": "inf"}, "INPUT_RANGE_MARGIN must be a finite number >= 0"),
         ({"INPUT_RANGE_MARGIN": "wide"}, "INPUT_RANGE_MARGIN must be a finite number >= 0"),
+        ({"MODEL_NAME": "a/b"}, "MODEL_NAME must be 1-128 letters"),
     ],
 )
 def test_bad_values_are_refused_naming_the_variable(env: dict[str, str], message: str) -> None:

@@ -15,12 +15,14 @@ from inference.errors import InferenceError
 from inference.logs import configure_logging, log_event
 from inference.metrics import Metrics
 from inference.model import LoadedModel
+from inference.openapi import register_discovery
 from inference.responses import json_response
 from inference.routes import api
 from inference.sampling import prediction_sampler
 from inference.schema import field_rules
 from inference.settings import Settings
 from inference.state import EXTENSION, ServiceState
+from inference.v2 import v2
 from inference.validation import RequestValidator
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -50,7 +52,7 @@ def request_id_from(header: str | None) -> str:
 def create_app(
     settings: Settings, model: LoadedModel | None, metrics: Metrics | None = None
 ) -> Flask:
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # no static files: no /static route
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     metrics = metrics or Metrics(settings.metrics_dir)
     validator = (
@@ -69,6 +71,8 @@ def create_app(
     if model is not None:
         metrics.model_info.labels(model.model_version, model.manifest_sha256).set(1)
     app.register_blueprint(api)
+    app.register_blueprint(v2)  # the Open Inference Protocol
+    register_discovery(app, settings, model)
 
     @app.before_request
     def start_request() -> None:
@@ -117,7 +121,7 @@ def _error_response(state: ServiceState, exc: Exception) -> Response:
 
 def _http_message(state: ServiceState, exc: HTTPException, status: int) -> str:
     if status == 404:
-        return "no such endpoint; see /health, /model, /predict, /invocations, /metrics"
+        return "no such endpoint; GET / lists the routes, GET /openapi.json describes them"
     if status == 405:
         return f"method {request.method} is not allowed here"
     if status == 413:

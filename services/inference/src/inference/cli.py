@@ -2,7 +2,9 @@
 
 ``inference check`` does the same verification and loading, prints the model summary (one JSON
 line: the ``model_verified`` event with what ``GET /model`` serves) and exits.
-Any refusal ends the process with exit status 2 and one JSON log line saying why.
+``inference score --input FILE --output FILE`` scores a CSV or JSON Lines file (score.py).
+Any refusal ends the process with exit status 2 and one JSON log line saying why; a bad input
+line ends ``score`` with exit status 1 and one line naming it.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ ENVIRONMENT = (
         "INPUT_RANGE_MARGIN",
         "numbers accepted within the training range +- this many spans (default 10)",
     ),
+    ("MODEL_NAME", "the name on the /v2/models/{name} routes (default mlpipeline-regressor)"),
     ("HOST", "bind address (default 127.0.0.1; 0.0.0.0 in a container)"),
     ("PORT", "bind port (default 8080; 0 = any free port)"),
     ("WORKERS", "gunicorn worker processes (default: usable CPUs)"),
@@ -112,6 +115,16 @@ def main(argv: list[str] | None = None) -> int:
             epilog=environment_help(),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+    scoring = commands.add_parser(
+        "score", help="score a CSV or JSON Lines file into the same format (bounded memory)"
+    )
+    scoring.add_argument(
+        "--input", required=True, help="a .csv, .jsonl or .ndjson file or s3:// key"
+    )
+    scoring.add_argument("--output", required=True, help="the same format; complete or not at all")
+    scoring.add_argument(
+        "--chunk-rows", type=int, default=1000, help="records predicted at a time (memory bound)"
+    )
     args = parser.parse_args(argv)
 
     logger = configure_logging("info")
@@ -120,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     except StartupRefusal as exc:
         return _refuse(logger, exc, None)
     logger = configure_logging(settings.log_level)
+    if args.command == "score":
+        return score_file(settings, logger, args.input, args.output, args.chunk_rows)
     return serve(settings, logger) if args.command == "serve" else check(settings, logger)
 
 
@@ -225,6 +240,35 @@ def check(settings: Settings, logger: logging.Logger) -> int:
     except StartupRefusal as exc:
         return _refuse(logger, exc, settings)
     log_event(logger, logging.INFO, "model_verified", model_source=model.source, **model.summary())
+    return 0
+
+
+def score_file(
+    settings: Settings, logger: logging.Logger, source: str, destination: str, chunk_rows: int
+) -> int:
+    from inference.errors import InferenceError
+    from inference.loader import load_model
+    from inference.score import file_format, score
+
+    try:
+        file_format(source)
+        file_format(destination)
+        if chunk_rows < 1:
+            raise ConfigurationError("--chunk-rows must be >= 1")
+        model = load_model(settings)
+    except StartupRefusal as exc:
+        return _refuse(logger, exc, settings)
+
+    def progress(line: str) -> None:
+        sys.stderr.write(f"inference score: {line}\n")
+        sys.stderr.flush()
+
+    try:
+        score(model, settings, source, destination, chunk_rows, progress)
+    except (InferenceError, OSError, UnicodeDecodeError) as exc:
+        message = exc.message if isinstance(exc, InferenceError) else str(exc)
+        progress(f"{source}: {message}; nothing written")
+        return 1
     return 0
 
 

@@ -35,6 +35,13 @@ class InvalidBody(InferenceError):
     code = "invalid_body"
 
 
+class MalformedBody(InferenceError):
+    """The body is not the text format its Content-Type names (CSV, JSON Lines)."""
+
+    status = 400
+    code = "malformed_body"
+
+
 class UnsupportedMediaType(InferenceError):
     status = 415
     code = "unsupported_media_type"

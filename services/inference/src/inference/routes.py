@@ -9,8 +9,11 @@ from flask import Blueprint, Response, g, request
 
 from inference.body import read_body
 from inference.errors import NonFinitePrediction, UnsupportedMediaType
+from inference.formats import JSON, answer_media_type, parse_invocation, render_lines
+from inference.model import LoadedModel
 from inference.responses import json_response
-from inference.state import current_state
+from inference.state import ServiceState, current_state
+from inference.validation import ParsedRequest
 
 api = Blueprint("api", __name__)
 
@@ -52,6 +55,25 @@ def predict() -> Response:
             "send the body as JSON with the header Content-Type: application/json"
         )
     parsed = validator.parse(read_body(state.settings.max_body_bytes))
+    return json_response(answer(state, model, parsed))
+
+
+@api.post("/invocations")
+def invocations() -> Response:
+    """SageMaker's inference route: /predict's JSON, MLflow's scoring forms, CSV and JSON Lines
+    (formats.py)."""
+    state = current_state()
+    model, validator = state.require_model()
+    parsed = parse_invocation(validator, request.mimetype, read_body(state.settings.max_body_bytes))
+    body = answer(state, model, parsed)
+    media_type = answer_media_type(request.accept_mimetypes) if parsed.batch else JSON
+    if media_type == JSON:
+        return json_response(body)
+    return Response(render_lines(body, media_type), mimetype=media_type)
+
+
+def answer(state: ServiceState, model: LoadedModel, parsed: ParsedRequest) -> dict[str, Any]:
+    """Predict for validated rows (timed, counted, sampled) and shape /predict's answer."""
     if parsed.outside:
         state.metrics.count_outside(parsed.outside)
     started = time.perf_counter()
@@ -78,13 +100,7 @@ def predict() -> Response:
             body["probabilities"] = result.probabilities[0]
     body["model_version"] = model.model_version
     body["request_id"] = g.request_id
-    return json_response(body)
-
-
-@api.post("/invocations")
-def invocations() -> Response:
-    """SageMaker's inference route: the same contract as /predict."""
-    return predict()
+    return body
 
 
 @api.get("/metrics")

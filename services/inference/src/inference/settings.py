@@ -20,6 +20,10 @@ SHM = Path("/dev/shm")
 MIB = 1024 * 1024
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _LOG_LEVELS = ("debug", "info", "warning", "error")
+# The model's name on the Open Inference Protocol routes (/v2/models/NAME): by default the
+# trainer's registered model name (MLFLOW_REGISTERED_MODEL_NAME's default).
+DEFAULT_MODEL_NAME = "mlpipeline-regressor"
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class Settings:
     prediction_sample_rate: float = 0.0
     # Numbers are accepted within this many training spans around the training range (schema.py).
     input_range_margin: float = 10.0
+    model_name: str = DEFAULT_MODEL_NAME
 
     @property
     def model_reference(self) -> str:
@@ -86,6 +91,12 @@ class Settings:
         if log_level not in _LOG_LEVELS:
             raise ConfigurationError(f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
 
+        model_name = text("MODEL_NAME") or DEFAULT_MODEL_NAME
+        if not _MODEL_NAME.fullmatch(model_name):
+            raise ConfigurationError(
+                "MODEL_NAME must be 1-128 letters, digits, '.', '_' or '-' (a URL path segment)"
+            )
+
         defaults = cls()
         cache_dir = text("MODEL_CACHE_DIR")
         metrics_dir = text("PROMETHEUS_MULTIPROC_DIR")
@@ -119,6 +130,7 @@ class Settings:
             prediction_log=text("PREDICTION_LOG"),
             prediction_sample_rate=_sample_rate(env, text("PREDICTION_LOG")),
             input_range_margin=_margin(env, defaults.input_range_margin),
+            model_name=model_name,
         )
 
 

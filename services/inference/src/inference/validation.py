@@ -98,7 +98,21 @@ class RequestValidator:
         self.max_rows = max_rows
 
     def parse(self, body: bytes) -> ParsedRequest:
-        payload = parse_json(body)
+        return self.parse_payload(parse_json(body))
+
+    def parse_records(self, records: list[Any], where: Callable[[int], str]) -> ParsedRequest:
+        """A batch another format gave as records (formats.py), with the checks and bounds of
+        ``{"instances": records}``; ``where(i)`` names record i in messages."""
+        if not records:
+            raise InvalidInput("the batch is empty; send at least one record", code="empty_batch")
+        if len(records) > self.max_rows:
+            raise PayloadTooLarge(
+                f"the batch has {len(records)} records; at most {self.max_rows} (MAX_BATCH_ROWS)",
+                code="batch_too_large",
+            )
+        return self._parse(records, batch=True, where=where)
+
+    def parse_payload(self, payload: Any) -> ParsedRequest:
         if not isinstance(payload, dict):
             raise InvalidInput(
                 f"body must be a JSON object (one record or {{{BATCH_KEY!r}: [...]}}), "
@@ -130,7 +144,9 @@ class RequestValidator:
             return self._parse(records, batch=True)
         return self._parse([payload], batch=False)
 
-    def _parse(self, records: list[Any], batch: bool) -> ParsedRequest:
+    def _parse(
+        self, records: list[Any], batch: bool, where: Callable[[int], str] | None = None
+    ) -> ParsedRequest:
         """Validated rows. For a batch, a pass over whole columns first (numpy for version 1/2
         models, FieldRule.check_column for version 3) for the common case of valid input; any
         failure in it re-runs the record-by-record checks, which find the problem and name it
@@ -141,7 +157,11 @@ class RequestValidator:
                 return parsed
         outside: list[tuple[str, str]] = []
         checked = [
-            self._row(record, f"{BATCH_KEY}[{index}]" if batch else "", outside)
+            self._row(
+                record,
+                where(index) if where else f"{BATCH_KEY}[{index}]" if batch else "",
+                outside,
+            )
             for index, record in enumerate(records)
         ]
         counts = [(*key, count) for key, count in Counter(outside).items()] if outside else []
