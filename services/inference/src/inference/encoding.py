@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -57,8 +57,12 @@ def compile_columns(estimator: Any, schema: Sequence[Feature], task: str) -> Col
             return None
         prefix = [final._preprocessor]
     features = list(schema)
+    # The same memory layout as scikit-learn's matrix: BLAS rounds a product over a
+    # Fortran-ordered matrix (what a DataFrame of floats gives) differently from a C-ordered one
+    # (what ColumnTransformer stacks).
+    order: Literal["C", "F"] = "F"
     if len(prefix) == 1 and type(prefix[0]) is ColumnTransformer:
-        blocks = _column_transformer(prefix[0], features)
+        blocks, order = _column_transformer(prefix[0], features), "C"
     else:
         blocks = _chain(prefix, features)
     stage = _final_stage(final, task)
@@ -68,7 +72,7 @@ def compile_columns(estimator: Any, schema: Sequence[Feature], task: str) -> Col
     first = features[0].name
 
     def predict(columns: Columns) -> Matrix:
-        encoded = np.empty((len(columns[first]), width), dtype=np.float64)
+        encoded = np.empty((len(columns[first]), width), dtype=np.float64, order=order)
         start = 0
         for size, write in blocks:
             write(columns, encoded, start)
