@@ -13,6 +13,7 @@ import pytest
 from artifact_contract import Manifest, read_manifest
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
@@ -200,3 +201,27 @@ def test_served_answers_are_the_same_on_either_path(
     assert model.predict_path == "dataframe"
     slow = model.infer(columns)
     assert fast == slow
+
+
+def test_hist_gb_walks_all_trees_at_once_for_a_few_rows_and_calls_the_predictor_for_a_batch(
+    fitted: dict[str, tuple[Any, Manifest]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Numbers far above 255 next to category codes: only the codes decide which walk runs."""
+    pipeline, manifest = fitted["hist_gb-regression"]
+    fast = compile_columns(pipeline, manifest.input_schema, manifest.task)
+    assert fast is not None
+    columns = probe_columns(manifest, seed=2)
+    assert max(v for v in columns["sqft"] if v is not None) > 255
+    calls: list[int] = []
+    real = TreePredictor.predict
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(TreePredictor, "predict", counted)
+    few = {k: v[: inference.encoding.FOREST_ROWS] for k, v in columns.items()}
+    fast(few)
+    assert calls == []
+    fast(columns)
+    assert len(calls) == 60  # one call per tree

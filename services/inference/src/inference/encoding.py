@@ -373,6 +373,7 @@ class Forest:
         self.depth = int(every["depth"].max())
         categorical = every["is_categorical"].astype(bool) & ~leaf
         self.categorical = categorical if categorical.any() else None
+        self.category_columns = np.unique(self.feature[categorical])
         # For each categorical node, where each code 0..255 goes (True: left).
         self.code_left = np.zeros((len(every), 256), dtype=bool)
         bitsets = [predictor.raw_left_cat_bitsets for it in predictors for predictor in it]
@@ -386,7 +387,10 @@ class Forest:
 
     def covers(self, x: Matrix) -> bool:
         """Category codes beyond 255 are left to the compiled predictor (it casts to uint8)."""
-        return self.categorical is None or not (x[~np.isnan(x)] > 255).any()
+        if self.categorical is None:
+            return True
+        codes = x[:, self.category_columns]
+        return not (codes[~np.isnan(codes)] > 255).any()
 
     def leaf_values(self, x: Matrix) -> Matrix:
         rows = np.arange(x.shape[0])[:, None]
