@@ -30,6 +30,12 @@ OUR_SERVER = PACKAGE / ".venv" / "bin" / "inference"
 GUNICORN = PACKAGE / ".venv" / "bin" / "gunicorn"
 MLFLOW = ROOT / "services" / "trainer" / ".venv" / "bin" / "mlflow"
 RESULTS = ROOT / "docs" / "bench" / "results.md"
+RESULTS_HEADER = """# Benchmark results
+
+Appended by `make bench` and `make bench-models` (services/inference/bench/bench.py), one
+section per run directory, newest last. How to read them: docs/03_inference.md#benchmark.
+
+"""
 BATCH_ROWS = 1000
 SERVERS = ("ours", "reference", "mlflow")
 PATHS = {"ours": "/predict", "reference": "/predict", "mlflow": "/invocations"}
@@ -95,6 +101,8 @@ def main() -> int:
     connections = sorted({8, *(int(n) for n in args.connections.split(","))})
     reports = [bench_run(run_dir, args, connections) for run_dir in run_dirs]
     args.results.parent.mkdir(parents=True, exist_ok=True)
+    if not args.results.exists():
+        args.results.write_text(RESULTS_HEADER)
     with args.results.open("a") as results:
         for report in reports:
             results.write(report + "\n")
@@ -173,7 +181,9 @@ def bench_run(run_dir: Path, args: argparse.Namespace, connections: list[int]) -
             for server in started.values():
                 stop(server.process)
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return f"## {when}: {manifest['params'].get('model', '?')}\n\n{title}\n\n```\n{table}```\n"
+    model = manifest["params"].get("model", "?")
+    heading = f"{when}: {model}, {len(manifest['input_schema'])} features ({', '.join(kinds)})"
+    return f"## {heading}\n\n{title}\n\n```\n{table}```\n"
 
 
 def measure(

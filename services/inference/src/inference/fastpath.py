@@ -8,6 +8,11 @@ same order, that scikit-learn's ``transform`` and ``_decision_function`` run. Th
 the result only if it is bit-identical to the estimator's own ``predict`` on the manifest's
 examples and on rows spread across the training ranges; any other estimator, or any difference,
 keeps the estimator's ``predict``.
+
+Version 3 pipelines take validated columns: encoding.py replays their preprocessing and final
+estimator, and ``proven_columns_predict`` holds that replay to the same standard against the
+pipeline's own ``predict``/``predict_proba`` on a DataFrame, on rows with every category, both
+booleans and nulls (``probe_columns``).
 """
 
 from __future__ import annotations
