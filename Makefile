@@ -94,8 +94,12 @@ demo: uv ## Fresh clone to a served model: setup, train if there is no latest, s
 	@$(MAKE) -C services/inference demo
 
 .PHONY: bench
-bench: uv ## Benchmark our server against `mlflow models serve` on the same run (needs wrk)
+bench: uv ## Benchmark our server against a bare Flask app and `mlflow models serve` on one run (RUN_DIR=..., needs wrk)
 	@$(MAKE) -C services/inference bench
+
+.PHONY: bench-models
+bench-models: uv ## make bench on the trainer's three model kinds: linear, hist_gb, categorical (needs wrk)
+	@$(MAKE) -C services/inference bench-models
 
 .PHONY: bench-sampling
 bench-sampling: uv ## What prediction sampling costs a served request: off vs 0.01 vs 1.0 (needs wrk)

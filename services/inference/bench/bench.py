@@ -1,9 +1,12 @@
-"""`make bench`: our server against `mlflow models serve` on the same run directory.
+"""`make bench`: our server against a bare Flask + gunicorn app (reference_app.py) and
+`mlflow models serve`, on the same run directory.
 
-Both servers get the same run directory, the same worker count and OMP_NUM_THREADS=1, and are
-driven alternately by wrk on loopback. Each server is measured in its better client mode
-(keep-alive or ``Connection: close``, probed first). Prints one table with the ratios and the
-targets. This is a measurement, not a test: it never fails on a missed target, it reports it.
+The three servers get the same run directory, the same worker count and OMP_NUM_THREADS=1, and
+are driven in turn by wrk on loopback, round after round, so that each ratio is measured side by
+side on the same (shared) machine. Each server is measured in its better client mode (keep-alive
+or ``Connection: close``, probed first). Prints one table per run directory with the ratios and
+the targets, and appends it to --results (a dated Markdown file). This is a measurement, not a
+test: it never fails on a missed target, it reports it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import random
 import statistics
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +27,24 @@ from load import Load, Server, free_port, median_load, post, start, stop, tree_r
 PACKAGE = Path(__file__).resolve().parents[1]
 ROOT = PACKAGE.parents[1]
 OUR_SERVER = PACKAGE / ".venv" / "bin" / "inference"
+GUNICORN = PACKAGE / ".venv" / "bin" / "gunicorn"
 MLFLOW = ROOT / "services" / "trainer" / ".venv" / "bin" / "mlflow"
+RESULTS = ROOT / "docs" / "bench" / "results.md"
+RESULTS_HEADER = """# Benchmark results
+
+Appended by `make bench` and `make bench-models` (services/inference/bench/bench.py), one
+section per run directory, newest last. How to read them: docs/03_inference.md#benchmark.
+
+"""
 BATCH_ROWS = 1000
+SERVERS = ("ours", "reference", "mlflow")
+PATHS = {"ours": "/predict", "reference": "/predict", "mlflow": "/invocations"}
 
 
-def scenarios(workers: int) -> list[tuple[str, int]]:
-    """(scenario, connections): single rows at 1, 8 and 32 connections; batches, one
+def scenarios(workers: int, connections: list[int]) -> list[tuple[str, int]]:
+    """(scenario, connections): single rows at each connection count; batches, one
     connection per worker."""
-    return [("single@1", 1), ("single@8", 8), ("single@32", 32), ("batch", workers)]
+    return [(f"single@{n}", n) for n in connections] + [("batch", workers)]
 
 
 def payloads(manifest: dict[str, Any], scratch: Path) -> dict[str, Path]:
@@ -56,6 +70,8 @@ def payloads(manifest: dict[str, Any], scratch: Path) -> dict[str, Path]:
         "ours_single": record,
         "mlflow_single": {"dataframe_records": [record]},
         "ours_batch": {"instances": [dict(zip(names, row, strict=True)) for row in rows]},
+        "reference_single": record,
+        "reference_batch": {"instances": [dict(zip(names, row, strict=True)) for row in rows]},
         "mlflow_batch": {"dataframe_split": {"columns": names, "data": rows}},
     }
     paths = {}
@@ -67,12 +83,35 @@ def payloads(manifest: dict[str, Any], scratch: Path) -> dict[str, Path]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "artifacts" / "latest")
+    parser.add_argument(
+        "--run-dir",
+        type=Path,
+        action="append",
+        help="run directory to serve (repeat for several; default runs/artifacts/latest)",
+    )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--seconds", type=int, default=4, help="duration of each wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="runs per scenario (median)")
+    parser.add_argument(
+        "--connections", default="1,8,32", help="single-row connection counts (default 1,8,32)"
+    )
+    parser.add_argument("--results", type=Path, default=RESULTS, help="Markdown file to append to")
     args = parser.parse_args()
-    run_dir = args.run_dir.resolve(strict=True)  # `latest` resolved once: both serve one run
+    run_dirs = args.run_dir or [ROOT / "runs" / "artifacts" / "latest"]
+    connections = sorted({8, *(int(n) for n in args.connections.split(","))})
+    reports = [bench_run(run_dir, args, connections) for run_dir in run_dirs]
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    if not args.results.exists():
+        args.results.write_text(RESULTS_HEADER)
+    with args.results.open("a") as results:
+        for report in reports:
+            results.write(report + "\n")
+    print(f"appended to {args.results}")
+    return 0
+
+
+def bench_run(run_dir: Path, args: argparse.Namespace, connections: list[int]) -> str:
+    run_dir = run_dir.resolve(strict=True)  # `latest` resolved once: all serve one run
     manifest = json.loads((run_dir / "manifest.json").read_text())
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -82,18 +121,19 @@ def main() -> int:
         "MLFLOW_DISABLE_TELEMETRY": "true",
     }
     kinds = sorted({feature["type"] for feature in manifest["input_schema"]})
-    print(
-        f"run {manifest['model_version']} ({run_dir}), {args.workers} workers, "
-        f"{args.rounds} rounds x {args.seconds} s per scenario, params {manifest['params']}, "
-        f"{len(manifest['input_schema'])} features ({', '.join(kinds)})"
+    title = (
+        f"run {manifest['model_version']} ({run_dir}), params {manifest['params']}, "
+        f"{len(manifest['input_schema'])} features ({', '.join(kinds)}); {args.workers} workers, "
+        f"{args.rounds} rounds x {args.seconds} s per scenario"
     )
+    print(title)
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         scratch = Path(tmp)
         bodies = payloads(manifest, scratch)
-        started: list[Server] = []
+        started: dict[str, Server] = {}
         try:
             port = free_port()
-            ours = start(
+            started["ours"] = start(
                 "ours",
                 [str(OUR_SERVER), "serve"],
                 {
@@ -110,9 +150,21 @@ def main() -> int:
                 "/health",
                 scratch / "ours.log",
             )
-            started.append(ours)
             port = free_port()
-            mlflow = start(
+            started["reference"] = start(
+                "reference",
+                [
+                    str(GUNICORN), "--no-control-socket", "-w", str(args.workers),
+                    "-b", f"127.0.0.1:{port}", "--chdir", str(Path(__file__).parent),
+                    "reference_app:create_app()",
+                ],
+                {**env, "REFERENCE_RUN_DIR": str(run_dir)},
+                port,
+                "/ping",
+                scratch / "reference.log",
+            )  # fmt: skip
+            port = free_port()
+            started["mlflow"] = start(
                 "mlflow",
                 [
                     str(MLFLOW), "models", "serve", "-m", str(run_dir), "--env-manager", "local",
@@ -124,159 +176,159 @@ def main() -> int:
                 "/ping",
                 scratch / "mlflow.log",
             )  # fmt: skip
-            started.append(mlflow)
-            return measure(ours, mlflow, bodies, args, scratch)
+            table = measure(started, bodies, args, connections, scratch)
         finally:
-            for server in started:
+            for server in started.values():
                 stop(server.process)
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    model = manifest["params"].get("model", "?")
+    heading = f"{when}: {model}, {len(manifest['input_schema'])} features ({', '.join(kinds)})"
+    return f"## {heading}\n\n{title}\n\n```\n{table}```\n"
 
 
 def measure(
-    ours: Server, mlflow: Server, bodies: dict[str, Path], args: argparse.Namespace, scratch: Path
-) -> int:
-    servers = {"ours": (ours, "/predict"), "mlflow": (mlflow, "/invocations")}
-    single = {name: json.loads(bodies[f"{name}_single"].read_text()) for name in servers}
+    servers: dict[str, Server],
+    bodies: dict[str, Path],
+    args: argparse.Namespace,
+    connections: list[int],
+    scratch: Path,
+) -> str:
+    lines: list[str] = []
+
+    def say(line: str) -> None:
+        print(line)
+        lines.append(line)
+
+    single = {name: json.loads(bodies[f"{name}_single"].read_text()) for name in SERVERS}
     answers = {
-        name: post(server.url + path, json.dumps(single[name]).encode())
-        for name, (server, path) in servers.items()
+        name: post(servers[name].url + PATHS[name], json.dumps(single[name]).encode())
+        for name in SERVERS
     }
-    ours_prediction = answers["ours"]["prediction"]
-    mlflow_prediction = answers["mlflow"]["predictions"][0]
-    print(f"same record: ours {ours_prediction!r}, mlflow {mlflow_prediction!r}")
-    print(
+    say(
+        f"same record: ours {answers['ours']['prediction']!r}, "
+        f"reference {answers['reference']['predictions'][0]!r}, "
+        f"mlflow {answers['mlflow']['predictions'][0]!r}"
+    )
+    say(
         "load average (1/5/15 min) before the runs: "
         + " / ".join(f"{value:.1f}" for value in os.getloadavg())
     )
 
     # Each server's better client mode, from short alternating probes at 8 connections.
-    for name, (server, path) in servers.items():
+    for name in SERVERS:
+        server = servers[name]
         probes: dict[bool, list[float]] = {False: [], True: []}
         for _ in range(2):
             for close in (False, True):
                 server.close_connections = close
-                load = wrk(server, path, bodies[f"{name}_single"], 8, 3, scratch)
+                load = wrk(server, PATHS[name], bodies[f"{name}_single"], 8, 3, scratch)
                 probes[close].append(load.requests_per_s)
         keep_alive, close_each = statistics.median(probes[False]), statistics.median(probes[True])
         server.close_connections = close_each > keep_alive
         mode = "Connection: close" if server.close_connections else "keep-alive"
-        print(
+        say(
             f"{name}: keep-alive {keep_alive:.0f} req/s, Connection: close {close_each:.0f} "
             f"req/s -> measured with {mode}"
         )
 
-    # Rounds of every scenario, each run alternating between the servers; medians reported.
+    # Rounds of every scenario, each run going round the servers; medians reported.
     runs: dict[tuple[str, str], list[Load]] = {}
     for _ in range(args.rounds):
-        for scenario, connections in scenarios(args.workers):
+        for scenario, count in scenarios(args.workers, connections):
             kind = "batch" if scenario == "batch" else "single"
-            for name, (server, path) in servers.items():
+            for name in SERVERS:
                 load = wrk(
-                    server, path, bodies[f"{name}_{kind}"], connections, args.seconds, scratch
-                )
+                    servers[name], PATHS[name], bodies[f"{name}_{kind}"], count, args.seconds,
+                    scratch,
+                )  # fmt: skip
                 runs.setdefault((name, scenario), []).append(load)
     results = {key: median_load(loads) for key, loads in runs.items()}
-    print(
+    say(
         "load average (1/5/15 min) after the runs: "
         + " / ".join(f"{value:.1f}" for value in os.getloadavg())
-        + f" on {os.cpu_count()} CPUs (wrk and both servers share them)"
+        + f" on {os.cpu_count()} CPUs (wrk and the three servers share them)"
     )
-    rss = {"ours": tree_rss_mib(ours.process.pid), "mlflow": tree_rss_mib(mlflow.process.pid)}
-    print_table(results, rss, {"ours": ours.startup_s, "mlflow": mlflow.startup_s})
-    return 0
+    rss = {name: tree_rss_mib(servers[name].process.pid) for name in SERVERS}
+    startup = {name: servers[name].startup_s for name in SERVERS}
+    for line in table(results, rss, startup, connections):
+        say(line)
+    return "\n".join(lines) + "\n"
 
 
-def print_table(
-    results: dict[tuple[str, str], Load], rss: dict[str, float], startup: dict[str, float]
-) -> None:
-    rows: list[tuple[str, str, str, str, str]] = []
+def table(
+    results: dict[tuple[str, str], Load],
+    rss: dict[str, float],
+    startup: dict[str, float],
+    connections: list[int],
+) -> list[str]:
+    rows: list[tuple[str, ...]] = []
 
     def ratio(a: float, b: float) -> str:
         return f"{a / b:.1f}x" if b else "n/a"
 
-    for connections in (1, 8, 32):
-        ours, theirs = (
-            results[("ours", f"single@{connections}")],
-            results[("mlflow", f"single@{connections}")],
+    def row(label: str, values: dict[str, float], fmt: str, target: str = "") -> None:
+        cells = [fmt.format(values[name]) for name in SERVERS]
+        ours = values["ours"]
+        rows.append(
+            (label, *cells, ratio(ours, values["reference"]), ratio(ours, values["mlflow"]), target)
         )
-        target = "≥ 5x" if connections == 8 else ""
+
+    for count in connections:
+        scenario = f"single@{count}"
+        loads = {name: results[(name, scenario)] for name in SERVERS}
+        target = "≥ 2x ref, ≥ 8x mlflow" if count == 8 else ""
+        row(
+            f"single-row req/s @{count} conn",
+            {n: x.requests_per_s for n, x in loads.items()},
+            "{:,.0f}",
+            target,
+        )
         rows.append(
             (
-                f"single-row req/s @{connections} conn",
-                f"{ours.requests_per_s:,.0f}",
-                f"{theirs.requests_per_s:,.0f}",
-                ratio(ours.requests_per_s, theirs.requests_per_s),
-                target,
-            )
-        )
-        rows.append(
-            (
-                f"  p50 / p99 ms @{connections}",
-                f"{ours.p50_ms:.2f} / {ours.p99_ms:.2f}",
-                f"{theirs.p50_ms:.2f} / {theirs.p99_ms:.2f}",
+                f"  p50 / p99 ms @{count}",
+                *(f"{x.p50_ms:.2f} / {x.p99_ms:.2f}" for x in loads.values()),
                 "",
-                "p99 ≤ 10 ms" if connections == 8 else "",
+                "",
+                "p99 ≤ 10 ms" if count == 8 else "",
             )
         )
-    ours, theirs = results[("ours", "batch")], results[("mlflow", "batch")]
-    rows.append(
-        (
-            f"{BATCH_ROWS}-row batch rows/s",
-            f"{ours.requests_per_s * BATCH_ROWS:,.0f}",
-            f"{theirs.requests_per_s * BATCH_ROWS:,.0f}",
-            ratio(ours.requests_per_s, theirs.requests_per_s),
-            "≥ 4x",
-        )
+    batch = {name: results[(name, "batch")] for name in SERVERS}
+    row(
+        f"{BATCH_ROWS}-row batch rows/s",
+        {n: x.requests_per_s * BATCH_ROWS for n, x in batch.items()},
+        "{:,.0f}",
+        "≥ 4x mlflow",
     )
     for label, key in (("single-row @8", "single@8"), ("batch", "batch")):
-        ours_cpu = results[("ours", key)].cpu_ms_per_request
-        theirs_cpu = results[("mlflow", key)].cpu_ms_per_request
-        rows.append(
-            (
-                f"server CPU ms/request, {label}",
-                f"{ours_cpu:.2f}",
-                f"{theirs_cpu:.2f}",
-                ratio(ours_cpu, theirs_cpu),
-                "",
-            )
+        row(
+            f"server CPU ms/request, {label}",
+            {n: results[(n, key)].cpu_ms_per_request for n in SERVERS},
+            "{:.2f}",
         )
-    rows.append(
-        (
-            "start-up s (to healthy)",
-            f"{startup['ours']:.1f}",
-            f"{startup['mlflow']:.1f}",
-            ratio(startup["ours"], startup["mlflow"]),
-            "",
-        )
-    )
-    rows.append(
-        (
-            "RSS MiB (process tree)",
-            f"{rss['ours']:.0f}",
-            f"{rss['mlflow']:.0f}",
-            f"{rss['ours'] / rss['mlflow']:.0%}",
-            "≤ 60%",
-        )
-    )
-    errors = {
-        name: sum(load.errors for (n, _), load in results.items() if n == name)
-        for name in ("ours", "mlflow")
-    }
+    row("start-up s (to healthy)", startup, "{:.1f}")
+    row("RSS MiB (process tree)", rss, "{:.0f}")
+    errors = {n: sum(x.errors for (m, _), x in results.items() if m == n) for n in SERVERS}
+    rows.append(("errors (non-2xx or socket)", *(str(errors[n]) for n in SERVERS), "", "", "0"))
 
-    header = ("metric", "ours", "mlflow", "ours/mlflow", "target")
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(5)]
-    for row in [header, tuple("-" * w for w in widths), *rows]:
-        print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |")
-    print(f"errors (non-2xx or socket): ours {errors['ours']}, mlflow {errors['mlflow']}")
-
-    at8 = (results[("ours", "single@8")], results[("mlflow", "single@8")])
+    header = ("metric", *SERVERS, "ours/ref", "ours/mlflow", "target")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "| " + " | ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) + " |"
+        for r in [header, tuple("-" * w for w in widths), *rows]
+    ]
+    at8 = {name: results[(name, "single@8")] for name in SERVERS}
     verdicts = {
-        "single-row req/s @8 ≥ 5x mlflow": at8[0].requests_per_s >= 5 * at8[1].requests_per_s,
-        "p99 @8 ≤ 10 ms": at8[0].p99_ms <= 10.0,
-        "batch rows/s ≥ 4x mlflow": ours.requests_per_s >= 4 * theirs.requests_per_s,
-        "RSS ≤ 60% of mlflow": rss["ours"] <= 0.6 * rss["mlflow"],
+        "single-row req/s @8 ≥ 2x reference": at8["ours"].requests_per_s
+        >= 2 * at8["reference"].requests_per_s,
+        "single-row req/s @8 ≥ 8x mlflow": at8["ours"].requests_per_s
+        >= 8 * at8["mlflow"].requests_per_s,
+        "p99 @8 ≤ 10 ms": at8["ours"].p99_ms <= 10.0,
+        "no errors (ours)": errors["ours"] == 0,
+        "batch rows/s ≥ 4x mlflow": batch["ours"].requests_per_s
+        >= 4 * batch["mlflow"].requests_per_s,
     }
-    for name, held in verdicts.items():
-        print(f"  {'met   ' if held else 'MISSED'} {name}")
+    lines += [f"  {'met   ' if held else 'MISSED'} {name}" for name, held in verdicts.items()]
+    return lines
 
 
 if __name__ == "__main__":

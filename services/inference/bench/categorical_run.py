@@ -7,7 +7,8 @@ fits a scikit-learn pipeline on the DataFrame (``hist_gb``: OrdinalEncoder + gra
 with native categorical support; ``ridge``: imputers, scaler and one-hot encoder + ridge),
 saves it as an MLflow model in skops format (so `mlflow models serve` can serve the same
 directory), and publishes it with a schema-3 manifest under ``--root``. Runs in the trainer's
-environment (it needs MLflow). Prints the run directory.
+environment (it needs MLflow). Prints the run directory. With ``--table-only FILE`` it only
+writes the table, for the trainer to fit its own pipeline on (`make bench-models`).
 """
 
 from __future__ import annotations
@@ -160,11 +161,19 @@ def histogram(values: np.ndarray[Any, Any], bins: int = 10) -> Histogram:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--root", type=Path, required=True, help="artifact root to publish into")
+    parser.add_argument("--root", type=Path, help="artifact root to publish into")
+    parser.add_argument(
+        "--table-only", type=Path, help="only write the table (CSV) here, for `trainer train`"
+    )
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--model", choices=("hist_gb", "ridge"), default="hist_gb")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
+    if args.table_only is not None:
+        write_table(args.table_only, args.rows, args.seed)
+        return 0
+    if args.root is None:
+        parser.error("--root is required (or --table-only)")
     # MLflow's advice on integer columns and pip does not apply to a bench model: keep stderr
     # for real errors.
     warnings.filterwarnings("ignore", category=UserWarning, module="mlflow")

@@ -287,12 +287,13 @@ def test_the_manifest_examples_round_trip(typed_runs: dict[str, Path], tmp_path:
                 assert answer["probabilities"] == pytest.approx(example["probabilities"])
 
 
-def test_the_loader_keeps_feature_names_and_takes_the_dataframe_path(
+def test_the_loader_keeps_feature_names_and_proves_the_numpy_path_where_it_can(
     typed_runs: dict[str, Path], tmp_path: Path
 ) -> None:
-    for run in typed_runs.values():
+    for kind, run in typed_runs.items():
         model = load_model(Settings(model_dir=run, model_cache_dir=tmp_path))
-        assert model.predict_path == "dataframe"
+        # Boosting behind an encoder of its own is not replayed (encoding.py): a DataFrame.
+        assert model.predict_path == ("dataframe" if kind == "multiclass" else "numpy")
         frame = model.frame({name: [TYPED_RECORD[name]] for name in TYPED_FEATURES})
         assert list(frame.columns) == TYPED_FEATURES
         assert frame["new_build"].dtype == np.dtype(bool)

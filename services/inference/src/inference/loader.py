@@ -22,7 +22,7 @@ from inference.errors import (
     ModelSelfTestError,
     UntrustedTypeError,
 )
-from inference.fastpath import proven_fast_predict
+from inference.fastpath import proven_columns_predict, proven_fast_predict
 from inference.integrity import VerifiedRun, check_inflated_size, read_verified
 from inference.model import LoadedModel
 from inference.settings import Settings
@@ -54,7 +54,7 @@ def load_model(settings: Settings) -> LoadedModel:
         manifest,
         verified.manifest_sha256,
         fetched.source,
-        proven_fast_predict(estimator, manifest),
+        proven_fast_predict(estimator, manifest) or proven_columns_predict(estimator, manifest),
     )
     self_test(model)
     return model

@@ -5,13 +5,14 @@ forms, decided by the manifest: version 1/2 models (numbers only) take a float64
 order (and a proven-exact numpy predict where there is one, fastpath.py); version 3 models are
 pipelines fitted on a DataFrame, and get one built from the validated columns with the dtypes
 the trainer fits on (numbers float64 with NaN for null, booleans bool, or object with NaN when
-nullable, categoricals object: Python strings, NaN for null).
+nullable, categoricals object: Python strings, NaN for null), unless the pipeline's numpy
+replay (encoding.py) was proven exact at load: then the columns go straight to it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +47,7 @@ class LoadedModel:
         manifest: Manifest,
         manifest_sha256: str,
         source: str,
-        fast_predict: Callable[[Rows], Rows] | None = None,
+        fast_predict: Callable[[Any], Rows] | None = None,
     ) -> None:
         self._estimator = estimator
         self.manifest = manifest
@@ -54,8 +55,10 @@ class LoadedModel:
         self.source = source
         self.feature_names: tuple[str, ...] = tuple(manifest.feature_names)
         self.takes_frame = manifest.schema_version >= 3
-        # A numpy equivalent of estimator.predict, proven bit-identical at load (fastpath.py).
-        self._fast_predict = None if self.takes_frame else fast_predict
+        # A numpy equivalent of estimator.predict (or predict_proba for classification), proven
+        # bit-identical at load (fastpath.py): from the float array of a version 1/2 model, or
+        # from the validated columns of a version 3 one.
+        self._fast_predict = fast_predict
         self.task = manifest.task
         self.classes: list[Any] = manifest.classes
         self._keys = [label_key(label) for label in self.classes]
@@ -84,8 +87,23 @@ class LoadedModel:
 
     def _infer(self, inputs: Inputs) -> Inference:
         if self._fast_predict is not None:
-            assert not isinstance(inputs, dict)
-            return Inference(self._finite(self._fast_predict(inputs)))
+            output = self._fast_predict(inputs)
+            if self.task != CLASSIFICATION:
+                return Inference(self._finite(output))
+            proba = output
+        else:
+            answer = self._estimator_infer(inputs)
+            if isinstance(answer, Inference):
+                return answer
+            proba = answer
+        self._finite(proba.max(axis=1))
+        # The most probable class, as scikit-learn's classifiers' own predict() chooses it.
+        labels = [self.classes[index] for index in proba.argmax(axis=1).tolist()]
+        keys = self._keys
+        return Inference(labels, [dict(zip(keys, row, strict=True)) for row in proba.tolist()])
+
+    def _estimator_infer(self, inputs: Inputs) -> Inference | Rows:
+        """The estimator's own predict (an Inference) or predict_proba (classification)."""
         if isinstance(inputs, dict):
             data: Any = self.frame(inputs)
             # NaN is a valid (imputed) input here: keep scikit-learn's own finiteness handling.
@@ -97,26 +115,10 @@ class LoadedModel:
         with context:
             if self.task != CLASSIFICATION:
                 return Inference(self._finite(self._estimator.predict(data)))
-            proba = np.asarray(self._estimator.predict_proba(data), dtype=np.float64)
-        self._finite(proba.max(axis=1))
-        # The most probable class, as scikit-learn's classifiers' own predict() chooses it.
-        labels = [self.classes[index] for index in proba.argmax(axis=1).tolist()]
-        keys = self._keys
-        return Inference(labels, [dict(zip(keys, row, strict=True)) for row in proba.tolist()])
+            return np.asarray(self._estimator.predict_proba(data), dtype=np.float64)
 
     def frame(self, columns: Columns) -> pd.DataFrame:
-        data: dict[str, Any] = {}
-        for feature in self.manifest.input_schema:
-            values = columns[feature.name]
-            if feature.nullable:
-                values = [math.nan if value is None else value for value in values]
-            if feature.type in ("number", "integer"):
-                data[feature.name] = np.array(values, dtype=np.float64)
-            elif feature.type == "boolean":
-                data[feature.name] = np.array(values, dtype=object if feature.nullable else bool)
-            else:  # a Series, or pandas 3 would infer its string dtype from the object array
-                data[feature.name] = pd.Series(values, dtype=object)
-        return pd.DataFrame(data)
+        return build_frame(self.manifest.input_schema, columns)
 
     def _finite(self, output: Any) -> list[Any]:
         array = np.asarray(output, dtype=np.float64).reshape(-1)
@@ -178,6 +180,22 @@ class LoadedModel:
                 for e in manifest.examples
             ],
         }
+
+
+def build_frame(schema: Sequence[Feature], columns: Columns) -> pd.DataFrame:
+    """The DataFrame a version-3 pipeline was fitted on, from validated columns."""
+    data: dict[str, Any] = {}
+    for feature in schema:
+        values = columns[feature.name]
+        if feature.nullable:
+            values = [math.nan if value is None else value for value in values]
+        if feature.type in ("number", "integer"):
+            data[feature.name] = np.array(values, dtype=np.float64)
+        elif feature.type == "boolean":
+            data[feature.name] = np.array(values, dtype=object if feature.nullable else bool)
+        else:  # a Series, or pandas 3 would infer its string dtype from the object array
+            data[feature.name] = pd.Series(values, dtype=object)
+    return pd.DataFrame(data)
 
 
 def _typical(feature: Feature) -> Any:
