@@ -13,7 +13,6 @@ import contextlib
 import json
 import math
 import os
-import signal
 import subprocess
 import time
 import urllib.error
@@ -31,7 +30,7 @@ from artifact_contract import read_manifest
 from sklearn.datasets import load_breast_cancer, load_diabetes
 
 from tests.conftest import make_settings, run_cli
-from trainer.promotion.smoke import free_port
+from trainer.processes import free_port, stop
 from trainer.settings import Settings, find_repo_root
 
 REPO_ROOT = find_repo_root(Path(__file__))
@@ -133,13 +132,7 @@ def serving(run_dir: Path) -> Iterator[str]:
             time.sleep(0.1)
         yield url
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop(process, timeout=30)
 
 
 def post_or_get(url: str, body: Any = None) -> tuple[int, Any]:

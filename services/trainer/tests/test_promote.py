@@ -13,7 +13,6 @@ import io
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 import urllib.request
@@ -27,7 +26,8 @@ from artifact_contract import read_manifest, sha256_file, write_manifest
 
 from trainer.cli import main
 from trainer.policy import POLICY_FILE
-from trainer.promotion.smoke import free_port, smoke
+from trainer.processes import free_port, stop
+from trainer.promotion.smoke import smoke
 from trainer.settings import Settings, find_repo_root
 from trainer.training import data
 
@@ -432,13 +432,7 @@ def serving_with_make(world: World, target: str) -> Iterator[tuple[subprocess.Po
                 time.sleep(0.1)
         yield process, url
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop(process, timeout=30)
 
 
 def _get(url: str) -> str:

@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import pandas as pd
 from artifact_contract import sha256_bytes
+from artifact_contract.errors import first_line
 
 from trainer.errors import DataError
 
@@ -133,5 +134,4 @@ def _parse(raw: bytes, fmt: str, uri: str) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise DataError(f"{uri}: the file holds no data") from None
     except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{uri}: cannot parse as {fmt} ({reason})") from None
+        raise DataError(f"{uri}: cannot parse as {fmt} ({first_line(exc)})") from None
