@@ -115,6 +115,7 @@ def test_a_refusal_is_one_json_line_and_exit_status_2(
     assert captured.err == ""
 
 
+@pytest.mark.slow
 def test_serve_refuses_a_tampered_model_before_listening(ridge_run: Path, tmp_path: Path) -> None:
     run_dir = copy_run(ridge_run, tmp_path / "run")
     (run_dir / "metrics.json").write_text('{"rmse": 0.0}\n')
@@ -132,6 +133,7 @@ def test_serve_refuses_a_tampered_model_before_listening(ridge_run: Path, tmp_pa
     assert result.stderr == ""
 
 
+@pytest.mark.slow
 def test_sigterm_while_loading_removes_the_metrics_directory(
     ridge_run: Path, tmp_path: Path
 ) -> None:
@@ -162,6 +164,7 @@ def test_sigterm_while_loading_removes_the_metrics_directory(
     assert not [path for path in created if path.exists()]
 
 
+@pytest.mark.slow
 def test_serve_on_a_port_in_use_says_to_set_port(ridge_run: Path, tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

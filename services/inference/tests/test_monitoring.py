@@ -20,6 +20,8 @@ import pytest
 from .conftest import RECORD
 from .servers import free_port, stop
 
+pytestmark = pytest.mark.slow  # a real gunicorn server per module
+
 MONITORING = Path(__file__).resolve().parents[3] / "infra" / "monitoring"
 SINGLES = 60
 BATCHES = 30

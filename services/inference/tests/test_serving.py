@@ -19,6 +19,8 @@ import pytest
 from tests.conftest import RECORD
 from tests.servers import Server, running_server, wait_for
 
+pytestmark = pytest.mark.slow  # a real gunicorn server per module
+
 INFERENCE = Path(sys.executable).parent / "inference"
 WORKERS = 2
 
