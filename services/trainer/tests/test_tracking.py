@@ -134,6 +134,7 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
         stop(server, timeout=15)
 
 
+@pytest.mark.slow
 def test_trains_against_a_real_mlflow_server(mlflow_server: str, tmp_path: Path) -> None:
     settings = replace(make_settings(tmp_path), tracking_uri=mlflow_server)
 
