@@ -29,6 +29,7 @@ def test_sqlite_path_follows_sqlalchemy_urls() -> None:
     assert sqlite_path("http://127.0.0.1:5000") is None
 
 
+@pytest.mark.slow
 def test_four_concurrent_trainings_into_one_dir_give_four_versions(tmp_path: Path) -> None:
     """Four console-script processes at once, one artifact root, one fresh SQLite store."""
     output = tmp_path / "shared"
