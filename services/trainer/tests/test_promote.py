@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -26,9 +25,10 @@ import pytest
 from artifact_contract import read_manifest, sha256_file, write_manifest
 from artifact_contract.startup import parse_refusal
 
+from tests.servers import healthy_server
 from trainer.cli import main
 from trainer.policy import POLICY_FILE
-from trainer.processes import free_port, stop
+from trainer.processes import free_port
 from trainer.promotion.smoke import smoke
 from trainer.settings import Settings, find_repo_root
 from trainer.training import data
@@ -442,27 +442,9 @@ def make_environment() -> dict[str, str]:
 @contextlib.contextmanager
 def serving_with_make(world: World, target: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     port = free_port()
-    process = subprocess.Popen(
-        make_serve(world, target, port),
-        env=make_environment(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # make, the shell it execs into and gunicorn: one group
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, "make serve exited"
-            assert time.monotonic() < deadline, "make serve was not ready in time"
-            try:
-                _get(url + "/health")
-                break
-            except OSError:
-                time.sleep(0.1)
+    with healthy_server(make_serve(world, target, port), make_environment(), url) as process:
         yield process, url
-    finally:
-        stop(process, timeout=30)
 
 
 def _get(url: str) -> str:

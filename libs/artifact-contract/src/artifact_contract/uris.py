@@ -20,7 +20,7 @@ class UnsupportedURI(ContractError):
 
 @dataclass(frozen=True)
 class S3Location:
-    bucket: str
+    bucket: str  # may be empty: the caller says what it needs (a bucket and a key, a prefix)
     key: str  # without the leading slash; may be empty or end in "/" (a prefix)
 
 
@@ -28,8 +28,6 @@ def parse_location(uri: str) -> Path | S3Location:
     """A local path or an S3 bucket and key for ``uri``."""
     parts = urlsplit(uri)
     if parts.scheme == "s3":
-        if not parts.netloc:
-            raise UnsupportedURI(f"{uri}: an s3:// URI needs a bucket (s3://bucket/key)")
         return S3Location(parts.netloc, parts.path.lstrip("/"))
     if parts.scheme == "file":
         if parts.netloc not in ("", "localhost"):
