@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
-import json
 import re
 import shutil
 import subprocess
@@ -30,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # The contract library is standard library only: its source serves a system python3.11 as is.
 sys.path.insert(0, str(ROOT / "libs" / "artifact-contract" / "src"))
 from artifact_contract.files import write_json_atomically  # noqa: E402
+
 # Paths the build context must carry (besides every COPY source) and must never carry.
 MUST_SEND = ("build/local-model/manifest.json",)  # staged by `make image-local`
 MUST_NOT_SEND = (
