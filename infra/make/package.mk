@@ -65,7 +65,7 @@ format: setup ## ruff format and ruff check --fix
 	$(BIN)/ruff check --fix .
 
 # pytest-randomly is in every dev lock: each run takes a new random order (its seed is printed
-# in the header; rerun one with PYTEST_ARGS="-p randomly -p 'randomly_seed=N'", or keep the file
+# in the header; rerun one with PYTEST_ARGS=--randomly-seed=N, or keep the file
 # order with PYTEST_ARGS="-p no:randomly").
 .PHONY: test
 test: setup ## Run every test of this package (slow ones too), in random order
