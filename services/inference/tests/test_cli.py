@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from artifact_contract.startup import parse_refusal
 
 from inference.cli import main
 from inference.settings import SHM, Settings
@@ -110,8 +111,8 @@ def test_a_refusal_is_one_json_line_and_exit_status_2(
     assert main(["check"]) == 2
     captured = capsys.readouterr()
     (line,) = captured.out.splitlines()
-    assert json.loads(line)["code"] == code
-    assert json.loads(line)["event"] == "startup_refused"
+    refusal = parse_refusal(line)  # the contract's reader, as the trainer's smoke gate reads it
+    assert refusal is not None and refusal.code == code
     assert captured.err == ""
 
 
@@ -178,10 +179,8 @@ def test_serve_on_a_port_in_use_says_to_set_port(ridge_run: Path, tmp_path: Path
             [str(INFERENCE), "serve"], env=env, capture_output=True, text=True, timeout=60
         )
     assert result.returncode == 2, result.stdout + result.stderr
-    refusals = [
-        json.loads(line) for line in result.stdout.splitlines() if "startup_refused" in line
-    ]
+    refusals = [r for line in result.stdout.splitlines() if (r := parse_refusal(line))]
     assert len(refusals) == 1, result.stdout
-    assert refusals[0]["code"] == "configuration_error"
-    assert f"127.0.0.1:{port} is in use" in refusals[0]["message"]
-    assert "set PORT" in refusals[0]["message"]
+    assert refusals[0].code == "configuration_error"
+    assert f"127.0.0.1:{port} is in use" in refusals[0].message
+    assert "set PORT" in refusals[0].message
