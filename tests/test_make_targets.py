@@ -11,11 +11,7 @@ import os
 import signal
 import socket
 import subprocess
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 from artifact_contract.prediction_log import format_record
@@ -75,46 +71,8 @@ def private_state(tmp_path: Path) -> dict[str, str]:
     }
 
 
-class _Predict(BaseHTTPRequestHandler):
-    posts: list[str]
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).posts.append(self.path)
-        payload = json.dumps({"prediction": 1.0, "model_version": "v001"}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *_args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def predict_server() -> Iterator[tuple[int, type[_Predict]]]:
-    handler = type("Handler", (_Predict,), {"posts": []})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield int(httpd.server_address[1]), handler
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
-
-
-def test_make_traffic_sends_to_the_server_on_port(
-    predict_server: tuple[int, type[_Predict]],
-) -> None:
-    port, handler = predict_server
-    result = make("traffic", f"PORT={port}", "TRAFFIC_ARGS=--rows 3 --batch 3")
-    assert result.returncode == 0, result.stderr
-    assert handler.posts == ["/predict"]
-    assert f"sent 3 rows to http://127.0.0.1:{port}/predict" in result.stdout
-
-
 def test_make_traffic_with_nothing_on_the_port_says_which_variable_moves_it() -> None:
+    """`make traffic` sends to PORT (what it sends: services/trainer/tests/test_traffic.py)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # bound, not listening: nobody answers
