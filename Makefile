@@ -38,8 +38,9 @@ lock: uv ## Re-resolve every lockfile (hashed, universal, no URLs)
 	@for pkg in $(PACKAGES); do $(MAKE) -C $$pkg lock; done
 
 .PHONY: lint
-lint: uv lint-monitoring lint-infra ## Every linter: ruff + ruff format --check + mypy --strict per package, lint-infra, lint-monitoring
+lint: uv lint-monitoring lint-infra ## Every linter: ruff + ruff format --check + mypy --strict per package and tests/, lint-infra, lint-monitoring
 	@for pkg in $(PACKAGES); do $(MAKE) -C $$pkg lint; done
+	@$(MAKE) lint-repo-tests
 
 .PHONY: lint-infra
 lint-infra: uv ## hadolint every Dockerfile; workflow + compose schemas; zizmor --offline (no medium+ findings); infra/k8s vs the Kubernetes schemas
@@ -73,9 +74,32 @@ lint-monitoring: promtool ## promtool: check the alert/recording rules and scrap
 format: uv ## Apply ruff format and safe fixes in every package
 	@for pkg in $(PACKAGES); do $(MAKE) -C $$pkg format; done
 
+# tests/ (lockfiles, make targets: the repository as a whole) runs in the trainer's venv, which
+# has what those tests start and import; tests/README.md says why no fourth venv.
+REPO_TESTS_BIN := $(ROOT)/services/trainer/.venv/bin
+PYTEST_ARGS ?=
+
 .PHONY: test
-test: lint ## Lint, then every package's tests
+test: lint ## Lint, then every test: each package's, then tests/ (random order; slow ones too)
 	@for pkg in $(PACKAGES); do $(MAKE) -C $$pkg test; done
+	@$(MAKE) test-repo
+
+.PHONY: test-fast
+test-fast: uv ## The tests not marked slow, in every package and tests/ (no lint; under a minute)
+	@for pkg in $(PACKAGES); do $(MAKE) -C $$pkg test-fast; done
+	@$(MAKE) test-repo PYTEST_ARGS='-m "not slow" $(PYTEST_ARGS)'
+
+.PHONY: test-repo
+test-repo: uv ## Only the repository-wide tests in tests/ (trainer venv)
+	@$(MAKE) -C services/trainer setup
+	cd tests && $(REPO_TESTS_BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: lint-repo-tests
+lint-repo-tests: uv ## ruff, ruff format --check and mypy --strict on tests/ (the packages' rule set)
+	@$(MAKE) -C services/trainer setup
+	$(REPO_TESTS_BIN)/ruff check --config libs/artifact-contract/pyproject.toml tests
+	$(REPO_TESTS_BIN)/ruff format --check --config libs/artifact-contract/pyproject.toml tests
+	MYPYPATH=services/trainer/src $(REPO_TESTS_BIN)/mypy --strict --python-version 3.11 --cache-dir tests/.mypy_cache tests
 
 .PHONY: train
 train: uv ## Train one model: runs/artifacts/runs/vNNN (TRAIN_ARGS="--seed 7 ...")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
-import json
 import re
 import shutil
 import subprocess
@@ -27,6 +26,10 @@ from pathlib import Path
 from engine import Engine, EngineError, find_engine, python_base
 
 ROOT = Path(__file__).resolve().parents[2]
+# The contract library is standard library only: its source serves a system python3.11 as is.
+sys.path.insert(0, str(ROOT / "libs" / "artifact-contract" / "src"))
+from artifact_contract.files import write_json_atomically  # noqa: E402
+
 # Paths the build context must carry (besides every COPY source) and must never carry.
 MUST_SEND = ("build/local-model/manifest.json",)  # staged by `make image-local`
 MUST_NOT_SEND = (
@@ -134,10 +137,7 @@ def build_image(
     if manifest is not None:
         record["manifest_sha256"] = _sha256(manifest)
     out = ROOT / "build" / f"{service}_build_metadata.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    tmp.replace(out)
+    write_json_atomically(out, record, sort_keys=True)
     return record
 
 
@@ -166,7 +166,6 @@ def stage_model(args: argparse.Namespace) -> None:
 
 def _stage(source: Path, dest: Path) -> str:
     """Verify a run directory, copy it to ``dest`` (links resolved); its manifest digest."""
-    sys.path.insert(0, str(ROOT / "libs" / "artifact-contract" / "src"))
     from artifact_contract import ContractError, verify_run_dir
 
     if not (source / "manifest.json").is_file():

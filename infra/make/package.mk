@@ -64,9 +64,16 @@ format: setup ## ruff format and ruff check --fix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# pytest-randomly is in every dev lock: each run takes a new random order (its seed is printed
+# in the header; rerun one with PYTEST_ARGS=--randomly-seed=N, or keep the file
+# order with PYTEST_ARGS="-p no:randomly").
 .PHONY: test
-test: setup ## Run this package's tests
+test: setup ## Run every test of this package (slow ones too), in random order
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: test-fast
+test-fast: setup ## The tests not marked slow (no real servers, images, notebook), in random order
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 .PHONY: clean
 clean: ## Remove .venv and caches

@@ -16,17 +16,12 @@ import pandas as pd
 import pytest
 import skops.io as sio
 from artifact_contract import (
-    ArtifactRoot,
     DataRef,
     Example,
     Feature,
-    Manifest,
-    ModelRef,
-    QualityGate,
-    file_digests,
     sha256_bytes,
-    write_manifest,
 )
+from artifact_contract.testing import publish_run
 from flask import Flask
 from flask.testing import FlaskClient
 from sklearn.ensemble import HistGradientBoostingRegressor
@@ -90,49 +85,30 @@ def build_run(
     model.fit(frame, target * target_scale)
     sample = frame.head(3)
     predictions = [float(p) for p in model.predict(sample)]
-    artifacts = ArtifactRoot(root)
-    with artifacts.staging() as staging:
-        sio.dump(model, staging / "model.skops")
-        (staging / "MLmodel").write_text(
-            "flavors:\n  python_function:\n    loader_module: mlflow.sklearn\n"
-            "  sklearn:\n    pickled_model: model.skops\n    serialization_format: skops\n"
-        )
-        (staging / "requirements.txt").write_text("scikit-learn\nskops\n")
-        (staging / "metrics.json").write_text('{"rmse": 1.0}\n')
-
-        def finalize(directory: Path, version: str) -> None:
-            (directory / "model_version.txt").write_text(version + "\n")
-            names = schema_order or FEATURES
-            manifest = Manifest(
-                model_version=version,
-                created_at="2026-11-26T11:00:00Z",
-                model=ModelRef(flavor="sklearn", path="model.skops", format="skops"),
-                files=file_digests(directory),
-                input_schema=[
-                    Feature(
-                        name,
-                        "number" if name == "income_k" else "integer",
-                        float(frame[name].min()),
-                        float(frame[name].max()),
-                    )
-                    for name in names
-                ],
-                output={"name": "spend"},
-                data=DataRef("synthetic:seed=7", sha256_bytes(b"data"), len(frame)),
-                params={"seed": 7},
-                metrics={"rmse": 1.0},
-                quality_gate=QualityGate(passed=True),
-                libraries=libraries or serving_libraries(),
-                git=None,
-                examples=[
-                    Example({str(k): float(v) for k, v in row.items()}, prediction + example_offset)
-                    for row, prediction in zip(sample.to_dict("records"), predictions, strict=True)
-                ],
+    names = schema_order or FEATURES
+    return publish_run(
+        root,
+        lambda staging: sio.dump(model, staging / "model.skops"),
+        created_at="2026-11-26T11:00:00Z",
+        input_schema=[
+            Feature(
+                name,
+                "number" if name == "income_k" else "integer",
+                float(frame[name].min()),
+                float(frame[name].max()),
             )
-            write_manifest(directory, manifest)
-
-        version = artifacts.publish(staging, finalize, move_latest=True)
-    return artifacts.run_dir(version)
+            for name in names
+        ],
+        output={"name": "spend"},
+        data=DataRef("synthetic:seed=7", sha256_bytes(b"data"), len(frame)),
+        params={"seed": 7},
+        libraries=libraries or serving_libraries(),
+        git=None,
+        examples=[
+            Example({str(k): float(v) for k, v in row.items()}, prediction + example_offset)
+            for row, prediction in zip(sample.to_dict("records"), predictions, strict=True)
+        ],
+    )
 
 
 def copy_run(run_dir: Path, destination: Path) -> Path:

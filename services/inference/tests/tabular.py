@@ -18,21 +18,16 @@ import numpy as np
 import pandas as pd
 import skops.io as sio
 from artifact_contract import (
-    ArtifactRoot,
     CategoryShares,
     DataRef,
     Example,
     Feature,
     Histogram,
-    Manifest,
-    ModelRef,
     Profile,
-    QualityGate,
-    file_digests,
     label_key,
     sha256_bytes,
-    write_manifest,
 )
+from artifact_contract.testing import publish_run
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
@@ -224,35 +219,17 @@ def build_typed_run(root: Path, kind: str) -> Path:
     output: dict[str, Any] = {"name": target_of(kind), "task": "regression"}
     if kind != "regression":
         output = {"name": target_of(kind), "task": "classification", "classes": classes}
-    artifacts = ArtifactRoot(root)
-    with artifacts.staging() as staging:
-        sio.dump(model, staging / "model.skops")
-        (staging / "MLmodel").write_text(
-            "flavors:\n  python_function:\n    loader_module: mlflow.sklearn\n"
-            "  sklearn:\n    pickled_model: model.skops\n    serialization_format: skops\n"
-        )
-        (staging / "requirements.txt").write_text("scikit-learn\nskops\npandas\n")
-        (staging / "metrics.json").write_text("{}\n")
-
-        def finalize(directory: Path, version: str) -> None:
-            (directory / "model_version.txt").write_text(version + "\n")
-            manifest = Manifest(
-                model_version=version,
-                created_at="2026-11-30T06:00:00Z",
-                model=ModelRef(flavor="sklearn", path="model.skops", format="skops"),
-                files=file_digests(directory),
-                input_schema=features,
-                output=output,
-                data=DataRef("test.csv", sha256_bytes(b"data"), len(frame)),
-                params={"seed": 3, "model": kind},
-                metrics=_metrics(kind),
-                quality_gate=QualityGate(passed=True),
-                libraries=serving_libraries(),
-                git=None,
-                examples=examples,
-                profile=_profile(frame, features, outputs, kind),
-            )
-            write_manifest(directory, manifest)
-
-        version = artifacts.publish(staging, finalize, move_latest=True)
-    return artifacts.run_dir(version)
+    return publish_run(
+        root,
+        lambda staging: sio.dump(model, staging / "model.skops"),
+        created_at="2026-11-30T06:00:00Z",
+        input_schema=features,
+        output=output,
+        data=DataRef("test.csv", sha256_bytes(b"data"), len(frame)),
+        params={"seed": 3, "model": kind},
+        metrics=_metrics(kind),
+        libraries=serving_libraries(),
+        git=None,
+        examples=examples,
+        profile=_profile(frame, features, outputs, kind),
+    )

@@ -112,6 +112,7 @@ def open_bounds_server(
         yield server
 
 
+@pytest.mark.slow
 def test_over_http_no_valid_json_gets_a_5xx(open_bounds_server: Server) -> None:
     """A real gunicorn worker, with the bounds opened so the model itself overflows."""
     for body in (HUGE, {"instances": [RECORD, HUGE]}):

@@ -100,6 +100,7 @@ def test_the_bytes_deserialized_are_the_bytes_verified(
     assert model.predict(row) == reference.predict(row)  # the verified ridge, not the swap
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["fifo", "link-to-dev-zero"])
 def test_a_manifest_that_is_not_a_regular_file_is_refused_at_once(
     ridge_run: Path, tmp_path: Path, kind: str
@@ -144,6 +145,7 @@ def skops_bomb(model_file: Path, inflated: int) -> None:
                     stream.write(zeros)
 
 
+@pytest.mark.slow
 def test_a_skops_file_that_inflates_past_the_bound_is_refused_in_bounded_memory(
     ridge_run: Path, tmp_path: Path
 ) -> None:

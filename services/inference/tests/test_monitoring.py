@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +18,9 @@ from pathlib import Path
 import pytest
 
 from .conftest import RECORD
+from .servers import free_port, stop
+
+pytestmark = pytest.mark.slow  # a real gunicorn server per module
 
 MONITORING = Path(__file__).resolve().parents[3] / "infra" / "monitoring"
 SINGLES = 60
@@ -34,13 +35,6 @@ class Served:
     metrics: str
     request_ids: set[str]
     predictions: list[float]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _post(url: str, body: object) -> dict[str, object]:
@@ -70,7 +64,7 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
 def served(ridge_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     work = tmp_path_factory.mktemp("served")
     log = work / "predictions.jsonl"
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "MODEL_DIR": str(ridge_run),
@@ -84,7 +78,11 @@ def served(ridge_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     inference = Path(sys.executable).with_name("inference")
     process = subprocess.Popen(
-        [str(inference), "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [str(inference), "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -102,12 +100,7 @@ def served(ridge_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             metrics = response.read().decode()
         yield Served(url, log, metrics, ids, predictions)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         if process.stderr is not None:
             process.stderr.close()
 

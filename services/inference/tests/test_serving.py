@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -19,23 +20,30 @@ import pytest
 from tests.conftest import RECORD
 from tests.servers import Server, running_server, wait_for
 
+pytestmark = pytest.mark.slow  # a real gunicorn server per module
+
 INFERENCE = Path(sys.executable).parent / "inference"
 WORKERS = 2
 
 
-@pytest.fixture(scope="module")
-def server(ridge_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def serving(ridge_run: Path, cache: Path) -> contextlib.AbstractContextManager[Server]:
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     env.update(
         {
             "MODEL_DIR": str(ridge_run),
-            "MODEL_CACHE_DIR": str(tmp_path_factory.mktemp("cache")),
+            "MODEL_CACHE_DIR": str(cache),
             "HOST": "127.0.0.1",
             "PORT": "0",
             "WORKERS": str(WORKERS),
         }
     )
-    with running_server([str(INFERENCE), "serve"], env, workers=WORKERS) as server:
+    return running_server([str(INFERENCE), "serve"], env, workers=WORKERS)
+
+
+@pytest.fixture(scope="module")
+def server(ridge_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the tests that only send requests (none of them stops it)."""
+    with serving(ridge_run, tmp_path_factory.mktemp("cache")) as server:
         yield server
     assert server.process.returncode == 0, "gunicorn did not stop cleanly on SIGTERM"
 
@@ -84,19 +92,20 @@ def metric(text: str, prefix: str) -> float:
 
 
 def test_metrics_count_the_requests_of_every_worker(server: Server) -> None:
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        statuses = list(
-            pool.map(lambda _: server.request("POST", "/predict", RECORD)[0], range(80))
-        )
-    assert statuses == [200] * 80
-
     def served() -> list[dict[str, Any]]:
         return [
             r for r in server.records()
             if r["event"] == "request" and r["path"] == "/predict" and r["status"] == 200
         ]  # fmt: skip
 
-    wait_for(lambda: len(served()) >= 81, 10, "the request logs")
+    before = len(served())  # what other tests on this server sent, in whatever order they ran
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(
+            pool.map(lambda _: server.request("POST", "/predict", RECORD)[0], range(80))
+        )
+    assert statuses == [200] * 80
+
+    wait_for(lambda: len(served()) >= before + 80, 10, "the request logs")
     pids = {r["pid"] for r in served()}
     assert len(pids) == WORKERS, "every worker should have served some of the requests"
     ok = 'inference_requests_total{method="POST",route="/predict",status="200"}'
@@ -119,9 +128,14 @@ def test_every_log_line_is_json_with_the_request_fields(server: Server) -> None:
     assert errors and all("error_code" in r for r in errors)
 
 
-def test_sigterm_lets_an_in_flight_request_finish(server: Server) -> None:
-    """Last in this module: it stops the server. A request whose body is still arriving when
-    SIGTERM lands is answered in full; then the server exits with status 0 (fixture)."""
+def test_sigterm_lets_an_in_flight_request_finish(ridge_run: Path, tmp_path: Path) -> None:
+    """On its own server, since it stops it: a request whose body is still arriving when
+    SIGTERM lands is answered in full; then the server exits with status 0."""
+    with serving(ridge_run, tmp_path / "cache") as server:
+        _answer_across_sigterm(server)
+
+
+def _answer_across_sigterm(server: Server) -> None:
     body = json.dumps({"instances": [RECORD] * 200}).encode()
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=20)
     connection.putrequest("POST", "/predict")

@@ -16,6 +16,8 @@ from tests.test_typed import frame_of, pipeline_of
 
 INFERENCE = Path(sys.executable).parent / "inference"
 
+pytestmark = pytest.mark.slow  # a real gunicorn server per module
+
 
 @pytest.fixture(scope="module")
 def server(

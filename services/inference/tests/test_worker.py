@@ -18,6 +18,8 @@ import pytest
 from tests.conftest import RECORD
 from tests.servers import Server, running_server, wait_for
 
+pytestmark = pytest.mark.slow  # a real gunicorn server per module
+
 INFERENCE = Path(sys.executable).parent / "inference"
 DEADLINE = 2  # CLIENT_HEADER_TIMEOUT and CLIENT_BODY_TIMEOUT of this server
 WORKERS = 2

@@ -19,6 +19,8 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import CliResult, make_settings, run_cli
 from trainer.settings import Settings
 
+pytestmark = pytest.mark.slow  # trains every task on real data sets, end to end
+
 
 def write_houses(path: Path, rows: int = 400, seed: int = 3) -> Path:
     """Prices from size, rooms, city and a garden; blanks in three features and the target."""

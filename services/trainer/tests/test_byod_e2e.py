@@ -13,9 +13,6 @@ import contextlib
 import json
 import math
 import os
-import signal
-import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -31,7 +28,8 @@ from artifact_contract import read_manifest
 from sklearn.datasets import load_breast_cancer, load_diabetes
 
 from tests.conftest import make_settings, run_cli
-from trainer.promotion.smoke import free_port
+from tests.servers import healthy_server
+from trainer.processes import free_port
 from trainer.settings import Settings, find_repo_root
 
 REPO_ROOT = find_repo_root(Path(__file__))
@@ -114,32 +112,9 @@ def serving(run_dir: Path) -> Iterator[str]:
         "PORT": str(port),
         "WORKERS": "1",
     }
-    process = subprocess.Popen(
-        [str(INFERENCE_BIN), "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, "inference serve exited"
-            assert time.monotonic() < deadline, "inference serve was not ready in time"
-            with contextlib.suppress(OSError):
-                if post_or_get(url + "/health")[0] == 200:
-                    break
-            time.sleep(0.1)
+    with healthy_server([str(INFERENCE_BIN), "serve"], env, url):
         yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def post_or_get(url: str, body: Any = None) -> tuple[int, Any]:

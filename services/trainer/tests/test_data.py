@@ -206,6 +206,7 @@ def test_bad_data_is_one_line_nonzero_and_publishes_nothing(
     assert published_root.versions() == ["v001", "v002"]
 
 
+@pytest.mark.slow
 def test_bad_data_from_the_console_script_has_no_traceback(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     done = subprocess.run(

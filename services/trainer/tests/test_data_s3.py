@@ -14,6 +14,8 @@ from moto.server import ThreadedMotoServer
 from tests.conftest import make_settings, run_cli
 from trainer.training import data
 
+pytestmark = pytest.mark.slow  # trainings against moto's S3 server
+
 BUCKET = "training-data"
 
 

@@ -210,6 +210,7 @@ def served_model(client: Any, endpoint: str) -> dict[str, Any]:
     return model
 
 
+@pytest.mark.slow
 def test_deploy_creates_the_endpoint_then_updates_it_on_promotion_and_rollback(
     tmp_path: Path, aws_env: str
 ) -> None:

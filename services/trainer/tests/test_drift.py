@@ -16,16 +16,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from artifact_contract import (
-    ArtifactRoot,
     DataRef,
     Feature,
-    Manifest,
-    ModelRef,
-    QualityGate,
-    file_digests,
     sha256_file,
-    write_manifest,
 )
+from artifact_contract.prediction_log import format_record
+from artifact_contract.testing import publish_run
 from PIL import Image
 
 from tests.conftest import fit_synthetic
@@ -36,7 +32,6 @@ from trainer.training import data
 from trainer.training.profile import reference_profile
 
 POLICY = POLICY_FILE
-LIBRARIES = {"python": "3.11", "scikit-learn": "1", "numpy": "2", "skops": "0", "mlflow": "3"}
 
 
 @dataclass(frozen=True)
@@ -51,33 +46,19 @@ def publish_reference(root_dir: Path, with_profile: bool = True) -> Reference:
     fitted = fit_synthetic(2000, 42)
     estimator = fitted.estimator
     profile = reference_profile(estimator, fitted.split, fitted.schema) if with_profile else None
-    root = ArtifactRoot(root_dir)
-    with root.staging() as staging:
-        (staging / "model.skops").write_bytes(b"placeholder")
-
-        def finalize(run_dir: Path, version: str) -> None:
-            manifest = Manifest(
-                model_version=version,
-                created_at="2026-11-26T10:00:00.000Z",
-                model=ModelRef(flavor="sklearn", path="model.skops", format="skops"),
-                files=file_digests(run_dir),
-                input_schema=[
-                    Feature(name=name, type=kind, min=0.0, max=200.0)
-                    for name, kind in data.FEATURES
-                ],
-                output={"name": data.TARGET},
-                data=DataRef(source=dataset.source, sha256=dataset.sha256, rows=dataset.rows),
-                params={"seed": 42},
-                metrics={},
-                quality_gate=QualityGate(passed=True),
-                libraries=LIBRARIES,
-                git=None,
-                examples=[],
-                profile=profile,
-            )
-            write_manifest(run_dir, manifest)
-
-        version = root.publish(staging, finalize, move_latest=True)
+    run_dir = publish_run(
+        root_dir,
+        input_schema=[
+            Feature(name=name, type=kind, min=0.0, max=200.0) for name, kind in data.FEATURES
+        ],
+        output={"name": data.TARGET},
+        data=DataRef(source=dataset.source, sha256=dataset.sha256, rows=dataset.rows),
+        metrics={},
+        git=None,
+        examples=[],
+        profile=profile,
+    )
+    version = run_dir.name
     return Reference(root=root_dir, estimator=estimator, version=version)
 
 
@@ -103,15 +84,11 @@ def write_log(path: Path, rows: pd.DataFrame, estimator: Any, version: str) -> P
                 str(name): int(value) if types[str(name)] == "integer" else float(value)
                 for name, value in record.items()
             }
-            line = {
-                "ts": "2026-11-26T10:00:00.000Z",
-                "event": "prediction",
-                "request_id": f"r{index}",
-                "model_version": version,
-                "features": features,
-                "prediction": float(prediction),
-            }
-            log.write(json.dumps(line) + "\n")
+            log.write(
+                format_record(
+                    "2026-11-26T10:00:00.000Z", f"r{index}", version, features, float(prediction)
+                )
+            )
             log.write(json.dumps({"event": "request", "status": 200, "path": "/predict"}) + "\n")
     return path
 

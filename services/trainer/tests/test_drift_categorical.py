@@ -13,18 +13,13 @@ from typing import Any
 
 import pytest
 from artifact_contract import (
-    ArtifactRoot,
     CategoryShares,
     DataRef,
     Feature,
     Histogram,
-    Manifest,
-    ModelRef,
     Profile,
-    QualityGate,
-    file_digests,
-    write_manifest,
 )
+from artifact_contract.testing import publish_run
 from PIL import Image
 
 from trainer.cli import main
@@ -53,7 +48,6 @@ METRICS = {
 
 
 def publish(root_dir: Path) -> Path:
-    root = ArtifactRoot(root_dir)
     profile = Profile(
         bins=4,
         features={
@@ -73,40 +67,21 @@ def publish(root_dir: Path) -> Path:
             categories=["0", "1"], proportions=CLASS_SHARES, unseen=0.0, rows=200
         ),
     )
-    with root.staging() as staging:
-        (staging / "model.skops").write_bytes(b"placeholder")
-
-        def finalize(run_dir: Path, version: str) -> None:
-            manifest = Manifest(
-                model_version=version,
-                created_at="2026-11-26T10:00:00.000Z",
-                model=ModelRef(flavor="sklearn", path="model.skops", format="skops"),
-                files=file_digests(run_dir),
-                input_schema=[
-                    Feature(name="sqft", type="number", min=300.0, max=4000.0, nullable=True),
-                    Feature(name="city", type="categorical", categories=tuple(CITIES)),
-                    Feature(name=MEMBER, type="boolean"),
-                ],
-                output={"name": "churned", "task": "classification", "classes": CLASSES},
-                data=DataRef(source="test.csv", sha256="a" * 64, rows=1000),
-                params={"seed": 1},
-                metrics=METRICS,
-                quality_gate=QualityGate(passed=True),
-                libraries={
-                    "python": "3.11",
-                    "scikit-learn": "1",
-                    "numpy": "2",
-                    "skops": "0",
-                    "mlflow": "3",
-                },
-                git=None,
-                examples=[],
-                profile=profile,
-            )
-            assert manifest.schema_version == 3
-            write_manifest(run_dir, manifest)
-
-        root.publish(staging, finalize, move_latest=True)
+    publish_run(
+        root_dir,
+        input_schema=[
+            Feature(name="sqft", type="number", min=300.0, max=4000.0, nullable=True),
+            Feature(name="city", type="categorical", categories=tuple(CITIES)),
+            Feature(name=MEMBER, type="boolean"),
+        ],
+        output={"name": "churned", "task": "classification", "classes": CLASSES},
+        data=DataRef(source="test.csv", sha256="a" * 64, rows=1000),
+        params={"seed": 1},
+        metrics=METRICS,
+        git=None,
+        examples=[],
+        profile=profile,
+    )
     return root_dir
 
 

@@ -2,8 +2,9 @@
 `trainer promote` / `rollback` / `retrain` commands, and the real inference service started as a
 gunicorn process by the smoke gate (and by the tests, from a deployment reference).
 
-The tests in this module run in order on one shared world (trainings and servers are the slow
-part): promote v001 → refusals → v002 through to production and rollback → retrain → tampering.
+The trainings are the slow part: they are made once per session (``trained_template``), and each
+test copies them into its own world and builds the state it needs (``in_production``), so a test
+runs alone, under ``-k``, or in any order.
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ import io
 import json
 import os
 import shutil
-import signal
 import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -24,10 +23,13 @@ from typing import Any
 
 import pytest
 from artifact_contract import read_manifest, sha256_file, write_manifest
+from artifact_contract.startup import parse_refusal
 
+from tests.servers import healthy_server
 from trainer.cli import main
 from trainer.policy import POLICY_FILE
-from trainer.promotion.smoke import free_port, smoke
+from trainer.processes import free_port
+from trainer.promotion.smoke import smoke
 from trainer.settings import Settings, find_repo_root
 from trainer.training import data
 
@@ -36,9 +38,13 @@ POLICY = POLICY_FILE
 INFERENCE_BIN = REPO_ROOT / "services" / "inference" / ".venv" / "bin" / "inference"
 SAMPLES = "400"
 
-pytestmark = pytest.mark.skipif(
-    not INFERENCE_BIN.is_file(), reason="the inference service's venv is not set up (make setup)"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not INFERENCE_BIN.is_file(),
+        reason="the inference service's venv is not set up (make setup)",
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -137,12 +143,8 @@ class World:
         )
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    """v001, v002: good runs (different seeds). v003: fails its training gate. v004: passes the
-    policy's absolute thresholds but is ~18 % worse than v001 on the same data (tolerance 10 %)."""
-    tmp = tmp_path_factory.mktemp("promote")
-    settings = replace(
+def world_settings(tmp: Path) -> Settings:
+    return replace(
         Settings.from_env({}, cwd=REPO_ROOT),
         tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}",
         experiment_name="promote-tests",
@@ -151,6 +153,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         deployments_dir=tmp / "deployments",
         inference_bin=INFERENCE_BIN,
     )
+
+
+@pytest.fixture(scope="session")
+def trained_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """v001, v002: good runs (different seeds). v003: fails its training gate. v004: passes the
+    policy's absolute thresholds but is ~18 % worse than v001 on the same data (tolerance 10 %).
+    Nothing is promoted. Tests copy it (``world``) and never change it."""
+    tmp = tmp_path_factory.mktemp("promote-template")
+    settings = world_settings(tmp)
     trainings = [
         (["--seed", "1"], 0),
         (["--seed", "2"], 0),
@@ -160,7 +171,25 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     for flags, expected in trainings:
         result = trainer(settings, "train", "--samples", SAMPLES, *flags)
         assert result.code == expected, result.stderr
-    return World(settings, tmp)
+    return tmp
+
+
+@pytest.fixture
+def world(trained_template: Path, tmp_path: Path) -> World:
+    """A private copy of the trained template: its own store, run directories and deployments.
+    (MLflow's artifact location stays the template's: a retrain logs a new run-id directory
+    there, which no other test reads.)"""
+    tmp = tmp_path / "world"
+    shutil.copytree(trained_template, tmp, symlinks=True)
+    return World(world_settings(tmp), tmp)
+
+
+def in_production(world: World, version: str = "v001", approver: str = "alice") -> None:
+    """Promote ``version`` to staging, then production, through every gate."""
+    staged = promote(world.settings, version, "staging")
+    assert staged.code == 0, staged.stderr
+    produced = promote(world.settings, version, "production", "--approved-by", approver)
+    assert produced.code == 0, produced.stderr
 
 
 def test_promote_v001_to_staging_then_production(world: World) -> None:
@@ -204,6 +233,7 @@ def test_promote_v001_to_staging_then_production(world: World) -> None:
 
 
 def test_refusals_leave_references_and_aliases_unchanged(world: World) -> None:
+    in_production(world)
     before = world.state()
 
     straight = promote(world.settings, "v002", "production", "--approved-by", "alice")
@@ -241,6 +271,7 @@ def test_refusals_leave_references_and_aliases_unchanged(world: World) -> None:
 
 
 def test_v002_through_staging_to_production_then_rollback(world: World) -> None:
+    in_production(world)
     assert promote(world.settings, "v002", "staging").code == 0
     produced = promote(world.settings, "v002", "production", "--approved-by", "bob")
     assert produced.code == 0, produced.stderr
@@ -285,6 +316,7 @@ def test_v002_through_staging_to_production_then_rollback(world: World) -> None:
 def test_retrain_promotes_a_good_candidate_to_staging_and_prints_the_comparison(
     world: World,
 ) -> None:
+    in_production(world)
     frame = data.synthetic(400, 5).frame
     csv = world.tmp / "new-data.csv"
     frame.to_csv(csv, index=False)
@@ -331,6 +363,7 @@ def test_the_smoke_gate_fails_when_the_server_refuses_or_predicts_otherwise(
 
 
 def test_a_changed_artifact_cannot_be_served_under_its_promoted_name(world: World) -> None:
+    in_production(world)
     reference = world.reference("production")
     assert reference is not None
     model_file = world.run_dir(reference["model_version"]) / "model.skops"
@@ -347,13 +380,10 @@ def test_a_changed_artifact_cannot_be_served_under_its_promoted_name(world: Worl
         check=False,
     )
     assert process.returncode != 0
-    refusals = [
-        json.loads(line)
-        for line in (process.stdout + process.stderr).splitlines()
-        if line.startswith("{") and '"startup_refused"' in line
-    ]
+    lines = (process.stdout + process.stderr).splitlines()
+    refusals = [refusal for line in lines if (refusal := parse_refusal(line)) is not None]
     assert len(refusals) == 1, process.stdout + process.stderr
-    assert "model.skops" in refusals[0]["message"]
+    assert "model.skops" in refusals[0].message
 
     # A new promotion of it refuses at the integrity gate too.
     promoted = promote(world.settings, reference["model_version"], "staging")
@@ -412,33 +442,9 @@ def make_environment() -> dict[str, str]:
 @contextlib.contextmanager
 def serving_with_make(world: World, target: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     port = free_port()
-    process = subprocess.Popen(
-        make_serve(world, target, port),
-        env=make_environment(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # make, the shell it execs into and gunicorn: one group
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, "make serve exited"
-            assert time.monotonic() < deadline, "make serve was not ready in time"
-            try:
-                _get(url + "/health")
-                break
-            except OSError:
-                time.sleep(0.1)
+    with healthy_server(make_serve(world, target, port), make_environment(), url) as process:
         yield process, url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def _get(url: str) -> str:

@@ -13,9 +13,9 @@ from artifact_contract import (
     Example,
     Feature,
     Manifest,
-    ModelRef,
     QualityGate,
 )
+from artifact_contract.testing import manifest_fields
 
 import trainer
 from trainer.policy import POLICY_FILE, PolicyError
@@ -35,27 +35,20 @@ def manifest(
 ) -> Manifest:
     """A regression manifest as schema_version 2 wrote it (no task in its output)."""
     return Manifest(
-        model_version=version,
-        created_at="2026-11-26T10:00:00.000Z",
-        model=ModelRef(flavor="sklearn", path="model.skops", format="skops"),
-        files={"model.skops": SHA_A},
-        input_schema=[Feature(name="age", type="integer", min=18, max=69)],
-        output={"name": "target"},
-        data=DataRef(source="synthetic", sha256=SHA_A, rows=400),
-        params={"seed": 1},
-        metrics={"rmse": rmse, "mae": rmse * 0.8, "r2": r2, "baseline_rmse": baseline_rmse},
-        quality_gate=QualityGate(
-            passed=True, checks=[{"rule": "rmse < 0.95 * baseline_rmse", "passed": True}]
-        ),
-        libraries={
-            "python": "3.11",
-            "scikit-learn": "1",
-            "numpy": "2",
-            "skops": "0",
-            "mlflow": "3",
-        },
-        git=None,
-        examples=[Example(input={"age": 40}, prediction=50000.0)],
+        **manifest_fields(
+            version,
+            files={"model.skops": SHA_A},
+            input_schema=[Feature(name="age", type="integer", min=18, max=69)],
+            output={"name": "target"},
+            data=DataRef(source="synthetic", sha256=SHA_A, rows=400),
+            params={"seed": 1},
+            metrics={"rmse": rmse, "mae": rmse * 0.8, "r2": r2, "baseline_rmse": baseline_rmse},
+            quality_gate=QualityGate(
+                passed=True, checks=[{"rule": "rmse < 0.95 * baseline_rmse", "passed": True}]
+            ),
+            git=None,
+            examples=[Example(input={"age": 40}, prediction=50000.0)],
+        )
     )
 
 

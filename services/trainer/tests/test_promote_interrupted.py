@@ -28,9 +28,13 @@ INFERENCE_BIN = REPO_ROOT / "services" / "inference" / ".venv" / "bin" / "infere
 # a shared, busy two-core box.
 GONE_WITHIN = 60.0
 
-pytestmark = pytest.mark.skipif(
-    not INFERENCE_BIN.is_file(), reason="the inference service's venv is not set up (make setup)"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not INFERENCE_BIN.is_file(),
+        reason="the inference service's venv is not set up (make setup)",
+    ),
+]
 
 
 def servers(parent: int) -> list[int]:

@@ -8,13 +8,13 @@ Serving a real v3 model end to end is covered where the inference service can lo
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from artifact_contract import (
-    ArtifactRoot,
     CategoryShares,
     DataRef,
     Example,
@@ -25,9 +25,8 @@ from artifact_contract import (
     ModelRef,
     Profile,
     QualityGate,
-    file_digests,
-    write_manifest,
 )
+from artifact_contract.testing import publish_run
 
 from tests.conftest import make_settings, run_cli
 from trainer.policy import POLICY_FILE
@@ -95,16 +94,10 @@ def classifier(version: str = "v001", accuracy: float = 0.9, **overrides: Any) -
 
 
 def publish(root_dir: Path, manifest: Manifest) -> str:
-    root = ArtifactRoot(root_dir)
-    with root.staging() as staging:
-        (staging / "model.skops").write_bytes(b"placeholder")
-
-        def finalize(run_dir: Path, version: str) -> None:
-            write_manifest(
-                run_dir, replace(manifest, model_version=version, files=file_digests(run_dir))
-            )
-
-        return root.publish(staging, finalize, move_latest=True)
+    fields = {f.name: getattr(manifest, f.name) for f in dataclasses.fields(manifest)}
+    for computed in ("model_version", "files"):
+        fields.pop(computed)
+    return publish_run(root_dir, **fields).name
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ def _assert_unpublished(root: ArtifactRoot, versions: list[str], latest: str | N
     assert not [name for name in leftovers if name.startswith(".staging-")]
 
 
+@pytest.mark.slow
 def test_a_locked_store_is_one_line_and_nothing_is_published(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     assert run_cli(["train", "--samples", "200"], settings).code == 0

@@ -22,6 +22,8 @@ from trainer.sagemaker.container import Layout, SageMakerError, hyperparameter_f
 from trainer.settings import Settings
 from trainer.training import data
 
+pytestmark = pytest.mark.slow  # the SageMaker entrypoint end to end on an /opt/ml layout
+
 TRAIN = Path(sys.executable).with_name("train")
 
 

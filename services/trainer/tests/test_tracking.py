@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +17,7 @@ from artifact_contract import ArtifactRoot, verify_run_dir
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import REPO_ROOT, make_settings, run_cli
+from trainer.processes import free_port, stop
 from trainer.training.tracking import sqlite_path
 
 BIN = Path(sys.executable).parent
@@ -30,6 +29,7 @@ def test_sqlite_path_follows_sqlalchemy_urls() -> None:
     assert sqlite_path("http://127.0.0.1:5000") is None
 
 
+@pytest.mark.slow
 def test_four_concurrent_trainings_into_one_dir_give_four_versions(tmp_path: Path) -> None:
     """Four console-script processes at once, one artifact root, one fresh SQLite store."""
     output = tmp_path / "shared"
@@ -80,7 +80,7 @@ def test_four_concurrent_trainings_into_one_dir_give_four_versions(tmp_path: Pat
 
 
 def test_unreachable_tracking_server_fails_before_anything_is_published(tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     settings = replace(make_settings(tmp_path), tracking_uri=url)
     result = run_cli(["train", "--samples", "100"], settings)
     assert result.code == 1
@@ -89,16 +89,9 @@ def test_unreachable_tracking_server_fails_before_anything_is_published(tmp_path
     assert not settings.artifact_root.exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture()
 def mlflow_server(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "server.log"
     with log.open("w") as log_handle:
@@ -139,14 +132,10 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
             time.sleep(0.5)
         yield url
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop(server, timeout=15)
 
 
+@pytest.mark.slow
 def test_trains_against_a_real_mlflow_server(mlflow_server: str, tmp_path: Path) -> None:
     settings = replace(make_settings(tmp_path), tracking_uri=mlflow_server)
 

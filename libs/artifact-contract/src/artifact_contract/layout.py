@@ -23,6 +23,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from artifact_contract.errors import ContractError
+from artifact_contract.files import fsync_directory
 from artifact_contract.versions import is_version, next_version, parse_version
 
 RUNS_DIR = "runs"
@@ -106,7 +107,7 @@ class ArtifactRoot:
             # rename(2) refuses a non-empty target, so even a publisher that ignored the lock
             # could not overwrite a published run.
             os.rename(staging_dir, target)
-            _fsync_dir(self.runs_dir)
+            fsync_directory(self.runs_dir)
             if move_latest:
                 current = self.latest_version()
                 if current is None or parse_version(version) > parse_version(current):
@@ -124,7 +125,7 @@ class ArtifactRoot:
         temporary = self.root / f".{LATEST}.{uuid.uuid4().hex}"
         os.symlink(f"{RUNS_DIR}/{version}", temporary)
         os.replace(temporary, self.latest)
-        _fsync_dir(self.root)
+        fsync_directory(self.root)
 
 
 @contextmanager
@@ -139,11 +140,3 @@ def exclusive_lock(lock_file: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _fsync_dir(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

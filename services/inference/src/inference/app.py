@@ -8,6 +8,7 @@ import re
 import time
 from typing import Any
 
+from artifact_contract.errors import first_line
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
@@ -126,7 +127,7 @@ def _http_message(state: ServiceState, exc: HTTPException, status: int) -> str:
         return f"method {request.method} is not allowed here"
     if status == 413:
         return f"request body is larger than {state.settings.max_body_bytes} bytes (MAX_BODY_BYTES)"
-    return (exc.description or exc.name).splitlines()[0][:200]
+    return first_line(exc.description or exc.name, limit=200)
 
 
 def _finish(state: ServiceState, response: Response) -> None:

@@ -25,12 +25,11 @@ from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
-from inference.errors import ConfigurationError, StartupRefusal
+from artifact_contract.startup import STARTUP_REFUSED, Refusal
+
+from inference.errors import EXIT_OK, EXIT_REFUSED, ConfigurationError, StartupRefusal
 from inference.logs import configure_logging, log_event
 from inference.settings import SHM, Settings, apply_process_environment
-
-REFUSED = 2
-
 
 # Every variable Settings.from_env reads (tests/test_cli.py holds the two together and with
 # docs/03_inference.md's table), for --help.
@@ -140,15 +139,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _refuse(logger: logging.Logger, exc: StartupRefusal, settings: Settings | None) -> int:
     source = None if settings is None else settings.model_reference
-    log_event(
-        logger,
-        logging.ERROR,
-        "startup_refused",
-        code=exc.code,
-        message=exc.message,
-        model_source=source,
-    )
-    return REFUSED
+    refusal = Refusal(exc.code, exc.message, source)
+    log_event(logger, logging.ERROR, STARTUP_REFUSED, **refusal.fields())
+    return EXIT_REFUSED
 
 
 def _prepare_metrics_dir(settings: Settings) -> tuple[Path, bool]:
@@ -229,7 +222,7 @@ def serve(settings: Settings, logger: logging.Logger) -> int:
         # gunicorn workers unwind through here too when they exit: only the master cleans up.
         if owned and os.getpid() == master:
             shutil.rmtree(metrics_dir, ignore_errors=True)
-    return 0
+    return EXIT_OK
 
 
 def check(settings: Settings, logger: logging.Logger) -> int:
@@ -240,7 +233,7 @@ def check(settings: Settings, logger: logging.Logger) -> int:
     except StartupRefusal as exc:
         return _refuse(logger, exc, settings)
     log_event(logger, logging.INFO, "model_verified", model_source=model.source, **model.summary())
-    return 0
+    return EXIT_OK
 
 
 def score_file(

@@ -1,10 +1,17 @@
 """The service's exceptions. Each carries its HTTP status and a stable error code.
 
 Request errors become ``{"error": {"code", "message"}, "request_id"}`` in one handler (app.py).
-Start-up refusals end the process with one JSON log line naming the code and the reason.
+Start-up refusals end the process with one JSON log line naming the code and the reason, and
+exit status EXIT_REFUSED (the line and the status are the contract's,
+``artifact_contract.startup``).
+Every exit status of ``inference`` is defined here.
 """
 
 from __future__ import annotations
+
+from artifact_contract.startup import EXIT_REFUSED as EXIT_REFUSED
+
+EXIT_OK = 0
 
 BATCH_KEY = "instances"  # the batch form's key: {"instances": [record, ...]}
 

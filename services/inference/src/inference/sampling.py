@@ -1,29 +1,22 @@
 """Prediction sampling: a JSONL record of a random share of the rows served, for drift checks.
 
 PREDICTION_SAMPLE_RATE (0 = off, the default) is the probability that any one row is recorded;
-PREDICTION_LOG is a file path or ``stdout``. One line per sampled row::
+PREDICTION_LOG is a file path or ``stdout``. One line per sampled row, in the record format of
+``artifact_contract.prediction_log`` (which the trainer's drift check reads with the same module).
 
-    {"ts": "...Z", "event": "prediction", "request_id": "...", "model_version": "v003",
-     "features": {"age": 42.0, ...}, "prediction": 41234.5}
-
-Features are logged as the request gave them once validated: numbers, booleans, category
-strings, null; a classifier's prediction is its class label.
-
-Cost is bounded: off costs one comparison per request; on, a single-row request costs one
-random draw, and a batch costs O(sampled rows), not O(rows), because the gaps between sampled
-rows are drawn from a geometric distribution. A line is formatted from a per-request prefix and
-a per-model template (no json.dumps per row; orjson for version 3 models' typed values). Each
-worker opens its own append-mode descriptor on first use (never in the gunicorn master, whose
-descriptors the workers would share) and keeps it; lines go out in ``os.write`` calls of whole
-lines of at most PIPE_BUF (4 KiB) bytes, which the kernel never interleaves with another
-process's writes, on a pipe (stdout) or, with O_APPEND, on a file. Sampling is best effort: a
-write error is logged once per worker and never fails a request (docs/04_monitoring.md has the
-measured cost).
+Cost is bounded: off costs one comparison per request; on, a single-row request costs one random
+draw, and a batch costs O(sampled rows), not O(rows), because the gaps between sampled rows are
+drawn from a geometric distribution. A line is formatted from the contract's per-request head and a
+per-model template (no json.dumps per row; orjson for version 3 models' typed values). Each worker
+opens its own append-mode descriptor on first use (never in the gunicorn master, whose descriptors
+the workers would share) and keeps it; lines go out in ``os.write`` calls of whole lines of at most
+PIPE_BUF (4 KiB) bytes, which the kernel never interleaves with another process's writes, on a pipe
+(stdout) or, with O_APPEND, on a file. Sampling is best effort: a write error is logged once per
+worker and never fails a request (docs/04_monitoring.md has the measured cost).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -36,6 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import orjson
+from artifact_contract.prediction_log import float_row_template, line_head, line_tail
 
 from inference.errors import ConfigurationError
 from inference.logs import log_event
@@ -43,7 +37,6 @@ from inference.model import LoadedModel
 from inference.settings import Settings
 
 STDOUT = "stdout"
-EVENT = "prediction"
 # Writes up to this size are atomic on a pipe (POSIX PIPE_BUF is at least 512; Linux has 4096).
 WRITE_CHUNK = 4096
 
@@ -64,9 +57,7 @@ class PredictionSampler:
         self._rng = rng or random.Random()
         # log(1 - rate): the scale of the geometric gaps between sampled rows.
         self._log_keep = math.log1p(-self.rate) if 0.0 < self.rate < 1.0 else 0.0
-        # '"features": {"age": %s, ...}, "prediction": %s}': names are quoted once, here.
-        fields = ", ".join(f"{json.dumps(name)}: %r" for name in self.feature_names)
-        self._row_template = '"features": {' + fields + '}, "prediction": %s}\n'
+        self._row_template = float_row_template(self.feature_names)
         self._fd: int | None = None
         self._pid = 0
         self._failed = False
@@ -115,17 +106,15 @@ class PredictionSampler:
         if not picked:
             return 0
         ts = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        head = {"ts": ts, "event": EVENT, "request_id": request_id, "model_version": model_version}
-        prefix = json.dumps(head)[:-1] + ", "  # the object left open for the row's fields
+        prefix = line_head(ts, request_id, model_version)
         if isinstance(rows, Mapping):
             names = self.feature_names
             lines = [
                 prefix
-                + '"features": '
-                + orjson.dumps({name: rows[name][index] for name in names}).decode()
-                + ', "prediction": '
-                + orjson.dumps(predictions[index]).decode()
-                + "}\n"
+                + line_tail(
+                    orjson.dumps({name: rows[name][index] for name in names}).decode(),
+                    orjson.dumps(predictions[index]).decode(),
+                )
                 for index in picked
             ]
         else:

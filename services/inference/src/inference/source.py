@@ -18,9 +18,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
 
 from artifact_contract import MANIFEST_FILE
+from artifact_contract.uris import S3Location, UnsupportedURI, parse_location
 
 from inference.archive import extract_tarball, is_tarball, safe_relative_path
 from inference.errors import ModelSourceError, UnsafeArchiveError
@@ -45,22 +45,16 @@ def fetch_model(settings: Settings) -> Iterator[FetchedModel]:
     if uri is None:
         yield FetchedModel(_local_dir(settings.model_dir, "MODEL_DIR"), str(settings.model_dir))
         return
-    parts = urlsplit(uri)
-    if parts.scheme == "s3":
-        with _workspace(settings.model_cache_dir) as work:
-            yield FetchedModel(_fetch_s3(parts.netloc, parts.path.lstrip("/"), work, settings), uri)
-        return
-    if parts.scheme == "file":
-        if parts.netloc not in ("", "localhost"):
-            raise ModelSourceError(f"file:// URI with a remote host is not supported: {uri}")
-        path = Path(unquote(parts.path))
-    elif parts.scheme == "":
-        path = Path(uri)
-    else:
+    try:
+        path = parse_location(uri)
+    except UnsupportedURI as exc:
         raise ModelSourceError(
-            f"MODEL_ARTIFACT_URI scheme {parts.scheme!r} is not supported "
-            "(use a directory, file://, a .tar.gz or s3://)"
-        )
+            f"MODEL_ARTIFACT_URI {exc} (use a directory, file://, a .tar.gz or s3://)"
+        ) from None
+    if isinstance(path, S3Location):
+        with _workspace(settings.model_cache_dir) as work:
+            yield FetchedModel(_fetch_s3(path.bucket, path.key, work, settings), uri)
+        return
     if path.is_file() and is_tarball(path.name):
         with _workspace(settings.model_cache_dir) as work:
             target = work / "model"

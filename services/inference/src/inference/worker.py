@@ -28,6 +28,7 @@ from enum import Enum
 from functools import partial
 from typing import Any, ClassVar
 
+from artifact_contract.errors import first_line
 from gunicorn import util
 from gunicorn.http import errors as http_errors
 from gunicorn.http.parser import RequestParser
@@ -315,7 +316,7 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         except Exception as exc:
             if isinstance(exc, http_errors.ParseException):
                 status, code = parse_error(exc)
-                message = str(exc).splitlines()[0][:200] if str(exc) else code
+                message = first_line(str(exc), default=code, limit=200)
             else:
                 self.log.exception("error handling a request")
                 status, code = 500, "internal_error"

@@ -17,7 +17,7 @@ from types import FrameType
 from artifact_contract import ContractError
 
 from trainer import k8s, sample_data, train
-from trainer.errors import EXIT_ERROR, TrainerError
+from trainer.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED, TrainerError
 from trainer.logs import configure_logging
 from trainer.monitoring import drift, traffic
 from trainer.promotion import promote, retrain, rollback
@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
         return exc.exit_code if isinstance(exc, TrainerError | Interrupted) else EXIT_ERROR
     except KeyboardInterrupt:  # Ctrl-C: the same unwinding, without a traceback
         sys.stderr.write("error: interrupted\n")
-        return 128 + signal.SIGINT
+        return EXIT_INTERRUPTED
     return code
 
 
@@ -55,7 +55,7 @@ class Interrupted(BaseException):
     locks released, temporary files removed). A BaseException, like KeyboardInterrupt, so no
     ``except Exception`` on the way (MLflow has many) swallows it. Exit 143 = 128 + SIGTERM."""
 
-    exit_code = 128 + signal.SIGTERM
+    exit_code = EXIT_TERMINATED
 
 
 @contextmanager

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import string
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from artifact_contract.files import atomic_write_text
 
 from trainer import handoff
 from trainer.errors import EXIT_OK
@@ -112,13 +112,5 @@ def write(out: Path, rendered: dict[str, str]) -> list[Path]:
 
 
 def _write_file(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, text)
     return path

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,15 +33,15 @@ from artifact_contract import (
     manifest_sha256,
     read_manifest,
 )
+from artifact_contract.files import atomic_write
 
-from trainer.errors import TrainerError
+from trainer.errors import EXIT_DRIFT, TrainerError
 from trainer.monitoring import prediction_log
 from trainer.monitoring.chart import render_chart
 from trainer.policy import POLICY_FILE, read_table
 from trainer.settings import Settings
 from trainer.training.profile import bin_shares
 
-EXIT_DRIFT = 4
 # Shares are floored before the log ratio so an empty bin gives a large, finite PSI.
 SHARE_FLOOR = 1e-4
 PREDICTION = "prediction"
@@ -239,20 +237,6 @@ def table(scores: list[Score], rows: int, version: str) -> str:
     return "\n".join(out)
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary sibling, then rename: a reader sees the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "drift",
@@ -305,10 +289,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     out = args.out or settings.repo_root / "runs" / "drift" / manifest.model_version
     report = build_report(manifest, observed, scores, args.log, manifest_sha256(run_dir))
-    write_atomically(out / "chart.png", render_chart(manifest.model_version, scores))
-    write_atomically(out / "report.json", (json.dumps(report, indent=2) + "\n").encode())
+    atomic_write(out / "chart.png", render_chart(manifest.model_version, scores))
+    atomic_write(out / "report.json", (json.dumps(report, indent=2) + "\n").encode())
     if args.prom_file:
-        write_atomically(args.prom_file, prometheus_text(manifest, scores, time.time()).encode())
+        atomic_write(args.prom_file, prometheus_text(manifest, scores, time.time()).encode())
 
     sys.stdout.write(table(scores, observed.rows, manifest.model_version) + "\n")
     if observed.invalid:

@@ -1,14 +1,8 @@
-"""Read the inference service's sampled prediction log (JSONL).
+"""Read the inference service's sampled prediction log (JSONL) for the drift check.
 
-One line per sampled row, as services/inference writes it with PREDICTION_SAMPLE_RATE > 0::
-
-    {"ts": "...Z", "event": "prediction", "request_id": "...", "model_version": "v003",
-     "features": {"age": 42, "income_k": 88.0, "tenure_years": 6}, "prediction": 41234.5}
-
-Feature values are JSON scalars as the request carried them (numbers, strings for categories,
-booleans, null where the schema allows it); the prediction is a number (regression) or a class
-label (a string, an integer or a boolean). What each value means is the drift check's business:
-it reads them against the manifest's profile.
+The record format, and the parser of one line, are ``artifact_contract.prediction_log``'s (the
+inference service writes with the same module). What each value means is the drift check's
+business: it reads them against the manifest's profile.
 
 With PREDICTION_LOG=stdout these lines are interleaved with the request logs, so lines that are
 not prediction records are skipped; prediction records that are malformed are counted and the
@@ -17,16 +11,14 @@ first problem is kept for the report. The file is streamed: only the wanted vers
 
 from __future__ import annotations
 
-import json
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainer.errors import TrainerError
+from artifact_contract.prediction_log import MalformedRecord, parse_line
 
-PREDICTION_EVENT = "prediction"
+from trainer.errors import TrainerError
 
 
 class PredictionLogError(TrainerError):
@@ -78,47 +70,22 @@ def read(path: Path, version: str, feature_names: list[str]) -> Observed:
 
 def _take(observed: Observed, line: str, number: int, names: list[str]) -> None:
     try:
-        record = json.loads(line)
-    except ValueError:
-        return  # not JSON: another process's output on the same stream
-    if not isinstance(record, dict) or record.get("event") != PREDICTION_EVENT:
-        return
-    observed.records += 1
-    problem = _problem(record, names)
-    if problem is not None:
+        record = parse_line(line, names)
+    except MalformedRecord as exc:
+        observed.records += 1
         observed.invalid += 1
         if observed.first_problem is None:
-            observed.first_problem = f"line {number}: {problem}"
+            observed.first_problem = f"line {number}: {exc}"
         return
-    observed.versions[record["model_version"]] += 1
-    if record["model_version"] != observed.version:
+    if record is None:
+        return
+    observed.records += 1
+    observed.versions[record.model_version] += 1
+    if record.model_version != observed.version:
         return
     for name in names:
-        observed.features[name].append(record["features"][name])
-    observed.predictions.append(record["prediction"])
-
-
-def _problem(record: dict[str, Any], names: list[str]) -> str | None:
-    if not isinstance(record.get("model_version"), str):
-        return "no model_version"
-    features = record.get("features")
-    if not isinstance(features, dict):
-        return "no features object"
-    for name in names:
-        if name not in features:
-            return f"feature {name!r} missing"
-        value = features[name]
-        if value is not None and not _scalar(value):
-            return f"feature {name!r} is not a finite number, a string, a boolean or null"
-    if not _scalar(record.get("prediction")):
-        return "prediction is not a finite number, a string or a boolean"
-    return None
-
-
-def _scalar(value: Any) -> bool:
-    if isinstance(value, str | bool):
-        return True
-    return isinstance(value, int | float) and math.isfinite(value)
+        observed.features[name].append(record.features[name])
+    observed.predictions.append(record.prediction)
 
 
 def _check_usable(path: Path, observed: Observed) -> None:

@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from artifact_contract.errors import first_line
+
 from trainer.errors import TrackingError
 from trainer.promotion.deployments import TARGETS
 from trainer.training.tracking import store_lock
@@ -57,7 +59,7 @@ class Registry:
                 found = self._client().search_model_versions(query)
         except MlflowException as exc:
             raise TrackingError(
-                f"MLflow registry at {self.tracking_uri}: {_first_line(exc)}"
+                f"MLflow registry at {self.tracking_uri}: {first_line(exc)}"
             ) from None
         if not found:
             raise TrackingError(
@@ -109,7 +111,7 @@ class Registry:
                     self._retag(client, left, drop=tuple(f"{alias}.{key}" for key in TARGET_TAGS))
         except MlflowException as exc:
             raise TrackingError(
-                f"MLflow registry at {self.tracking_uri}: {_first_line(exc)}"
+                f"MLflow registry at {self.tracking_uri}: {first_line(exc)}"
             ) from None
 
     def _retag(self, client: Any, number: str, drop: tuple[str, ...]) -> None:
@@ -128,7 +130,3 @@ class Registry:
 
 def _quote(text: str) -> str:
     return text.replace("'", "\\'")
-
-
-def _first_line(exc: Any) -> str:
-    return str(getattr(exc, "message", exc)).strip().splitlines()[0]

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from artifact_contract import ArtifactRoot, ContractError, Manifest, read_manifest
+from artifact_contract.files import write_json_atomically
 
 from trainer.errors import EXIT_GATE_FAILED, EXIT_OK, TrainerError
 from trainer.policy import POLICY_FILE
-from trainer.promotion.deployments import Deployments, write_json_atomically
+from trainer.promotion.deployments import Deployments
 from trainer.promotion.gates import PromotionPolicy
 from trainer.promotion.promote import PromotionRefused, add_common_arguments, promote
 from trainer.settings import Settings

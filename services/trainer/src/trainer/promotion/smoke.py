@@ -13,7 +13,6 @@ import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -26,11 +25,12 @@ from pathlib import Path
 from typing import IO, Any, TypeGuard
 
 from artifact_contract import Manifest
+from artifact_contract.startup import last_refusal
 
+from trainer.processes import free_port, stop
 from trainer.promotion.gates import Gate
 
 START_TIMEOUT = 60.0
-STOP_TIMEOUT = 20.0
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 # Predictions travel as JSON floats (repr round-trips exactly); the tolerance only absorbs a
 # different BLAS summation order between the two environments.
@@ -66,14 +66,6 @@ def server_environment(run_dir: Path, manifest_sha256: str, port: int) -> dict[s
         # when the trainer dies) never waits gunicorn's default 30 s for one.
         "GRACEFUL_TIMEOUT": "5",
     }
-
-
-def free_port() -> int:
-    """A port nobody listens on right now. Another process could take it before the server
-    binds; the server then exits with "address in use" and the gate fails with that line."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextmanager
@@ -125,28 +117,13 @@ def die_with_parent() -> Callable[[], None] | None:
     return preexec
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
 def last_log_message(log: IO[bytes]) -> str:
     """The reason the service gave (its JSON refusal line), else its last line."""
     log.seek(0)
     lines = log.read().decode("utf-8", errors="replace").splitlines()
-    for line in reversed(lines):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and record.get("event") == "startup_refused":
-            return f"{record.get('code')}: {record.get('message')}"
+    refusal = last_refusal(lines)
+    if refusal is not None:
+        return str(refusal)
     return lines[-1].strip() if lines else "(no output)"
 
 

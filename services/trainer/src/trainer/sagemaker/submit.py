@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from artifact_contract.files import write_json_atomically
+
 from trainer.errors import EXIT_OK, TrainerError
 from trainer.sagemaker import service
 from trainer.settings import Settings
@@ -227,10 +229,7 @@ def model_artifact_uri(output_uri: str, job_name: str) -> str:
 
 
 def write_record(path: Path, record: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
-    partial.replace(path)
+    write_json_atomically(path, record, sort_keys=True, default=str)
 
 
 def send(client: Any, request: dict[str, Any]) -> str:

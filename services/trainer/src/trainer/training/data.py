@@ -11,11 +11,13 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
 from artifact_contract import sha256_bytes
+from artifact_contract.errors import first_line
+from artifact_contract.uris import S3Location, UnsupportedURI, parse_location
 
 from trainer.errors import DataError
 
@@ -86,17 +88,12 @@ def write_synthetic_csv(path: Path, samples: int, seed: int) -> Dataset:
 
 
 def read_bytes(uri: str) -> bytes:
-    parsed = urlparse(uri)
-    if parsed.scheme == "s3":
-        return _read_s3(parsed.netloc, parsed.path.lstrip("/"), uri)
-    if parsed.scheme == "file":
-        path = Path(unquote(parsed.path))
-    elif parsed.scheme == "":
-        path = Path(uri)
-    else:
-        raise DataError(
-            f"{uri}: unsupported URI scheme {parsed.scheme!r}; use a path, file:// or s3://"
-        )
+    try:
+        path = parse_location(uri)
+    except UnsupportedURI as exc:
+        raise DataError(f"{exc}; use a path, file:// or s3://") from None
+    if isinstance(path, S3Location):
+        return _read_s3(path.bucket, path.key, uri)
     try:
         return path.read_bytes()
     except FileNotFoundError:
@@ -133,5 +130,4 @@ def _parse(raw: bytes, fmt: str, uri: str) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise DataError(f"{uri}: the file holds no data") from None
     except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{uri}: cannot parse as {fmt} ({reason})") from None
+        raise DataError(f"{uri}: cannot parse as {fmt} ({first_line(exc)})") from None

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+from artifact_contract.errors import first_line
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.impute import SimpleImputer
@@ -127,7 +128,6 @@ def fit(config: ModelConfig, schema: TableSchema, train: pd.DataFrame, seed: int
         estimator.fit(train[schema.feature_names], train[schema.target])
     except (ValueError, TypeError) as exc:
         # scikit-learn validates hyper-parameters when fitting (InvalidParameterError).
-        first_line = str(exc).strip().splitlines()[0]
         kind = config.resolved_kind(schema.task)
-        raise TrainerError(f"invalid hyper-parameters for {kind}: {first_line}") from None
+        raise TrainerError(f"invalid hyper-parameters for {kind}: {first_line(exc)}") from None
     return estimator

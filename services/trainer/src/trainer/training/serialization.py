@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from artifact_contract import TRUSTED_TYPES
+from artifact_contract.errors import first_line
 
 from trainer.errors import TrainerError
 
@@ -79,8 +80,7 @@ def save(estimator: Any, path: Path, signature: Any = None, input_example: Any =
     except MlflowException as exc:
         if (full := disk_full(exc)) is not None:
             raise full from None
-        message = str(exc.message).strip().splitlines()[0]
-        raise TrainerError(f"cannot save the model: {message}") from None
+        raise TrainerError(f"cannot save the model: {first_line(exc)}") from None
     model_file = path / MODEL_FILE
     before = model_file.stat().st_size
     canonicalize_skops(model_file)

@@ -32,6 +32,7 @@ from urllib.parse import unquote, urlparse
 
 import pandas as pd
 from artifact_contract import Manifest, exclusive_lock
+from artifact_contract.errors import first_line
 
 from trainer.errors import TrackingError
 
@@ -121,7 +122,7 @@ def track(
 
 
 def _tracking_failed(tracking_uri: str, reason: str) -> str:
-    first = reason.strip().splitlines()[0] if reason.strip() else "unknown error"
+    first = first_line(reason, default="unknown error")
     # SQLAlchemy prefixes the driver's message with its class: "(sqlite3.OperationalError) ...".
     first = re.sub(r"^\([\w.]+\) ", "", first)
     return (

@@ -1,4 +1,4 @@
-"""The trainer's make targets as a new user meets them (issue 10's first-hour frictions): which
+"""The root Makefile's targets as a new user meets them (issue 10's first-hour frictions): which
 port `make traffic` and `make mlflow-ui` use, stdout that stays JSON for `| jq` even when the venv
 re-syncs first, and one line saying what a gate refusal (3) or a drift finding (4) means, since
 make itself reports every failure as its own status 2."""
@@ -11,16 +11,13 @@ import os
 import signal
 import socket
 import subprocess
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
+from artifact_contract.prediction_log import format_record
+from trainer.training import data
 
-from tests.conftest import REPO_ROOT
-from tests.test_drift import publish_reference, served_rows, write_log
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 STAMP = REPO_ROOT / "services" / "trainer" / ".venv" / ".synced"
 # What an enclosing `make test` or the caller's shell would add, and the variables these targets
@@ -74,46 +71,8 @@ def private_state(tmp_path: Path) -> dict[str, str]:
     }
 
 
-class _Predict(BaseHTTPRequestHandler):
-    posts: list[str]
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).posts.append(self.path)
-        payload = json.dumps({"prediction": 1.0, "model_version": "v001"}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *_args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def predict_server() -> Iterator[tuple[int, type[_Predict]]]:
-    handler = type("Handler", (_Predict,), {"posts": []})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield int(httpd.server_address[1]), handler
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
-
-
-def test_make_traffic_sends_to_the_server_on_port(
-    predict_server: tuple[int, type[_Predict]],
-) -> None:
-    port, handler = predict_server
-    result = make("traffic", f"PORT={port}", "TRAFFIC_ARGS=--rows 3 --batch 3")
-    assert result.returncode == 0, result.stderr
-    assert handler.posts == ["/predict"]
-    assert f"sent 3 rows to http://127.0.0.1:{port}/predict" in result.stdout
-
-
 def test_make_traffic_with_nothing_on_the_port_says_which_variable_moves_it() -> None:
+    """`make traffic` sends to PORT (what it sends: services/trainer/tests/test_traffic.py)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # bound, not listening: nobody answers
@@ -138,6 +97,7 @@ def test_make_mlflow_ui_on_a_busy_port_says_to_set_port() -> None:
             ), result.stderr
 
 
+@pytest.mark.slow
 def test_make_train_stdout_stays_json_when_the_venv_resyncs(tmp_path: Path) -> None:
     """After a pull that changes the lockfile the first target re-syncs the venv: that output
     goes to stderr, so `make train | jq` still reads one JSON document."""
@@ -154,6 +114,7 @@ def test_make_train_stdout_stays_json_when_the_venv_resyncs(tmp_path: Path) -> N
     assert summary["model_version"] == "v001"
 
 
+@pytest.mark.slow
 def test_make_promote_refused_by_a_gate_says_so_and_keeps_stdout_json(tmp_path: Path) -> None:
     result = make("promote", "VERSION=v009", "TARGET=staging", env=private_state(tmp_path))
     assert result.returncode == 2  # make's own status for any failed recipe
@@ -166,16 +127,29 @@ def test_make_promote_refused_by_a_gate_says_so_and_keeps_stdout_json(tmp_path: 
     ]
 
 
+@pytest.mark.slow
 def test_make_drift_finding_says_it_is_a_finding_not_a_crash(tmp_path: Path) -> None:
-    reference = publish_reference(tmp_path / "artifacts")
+    artifacts = tmp_path / "artifacts"
+    trained = make(
+        "train",
+        f"TRAIN_ARGS=--samples 300 --seed 7 --output-dir {artifacts}",
+        env=private_state(tmp_path),
+    )
+    assert trained.returncode == 0, trained.stderr
+    version = json.loads(trained.stdout)["model_version"]
+    rows = data.synthetic(300, 5).frame[list(data.FEATURE_NAMES)]
+    rows["income_k"] = rows["income_k"] + 40
     log = tmp_path / "p.jsonl"
-    write_log(log, served_rows(300, seed=5, shift={"income_k": 40}), reference.estimator, "v001")
+    with log.open("w", encoding="utf-8") as out:
+        for index, record in enumerate(rows.to_dict("records")):
+            features = {str(name): float(value) for name, value in record.items()}
+            out.write(format_record("2026-11-30T06:00:00Z", f"r{index}", version, features, 1.0))
     result = make(
         "drift",
         f"LOG={log}",
-        f"DRIFT_ARGS=--artifact-root {reference.root} --out {tmp_path / 'report'}",
+        f"DRIFT_ARGS=--artifact-root {artifacts} --out {tmp_path / 'report'}",
     )
-    assert result.returncode == 2
+    assert result.returncode == 2, result.stderr
     assert "DRIFT: income_k" in result.stdout
     explained = [line for line in result.stderr.splitlines() if line.startswith("make drift:")]
     assert explained == [
