@@ -117,6 +117,12 @@ def test_metrics_count_the_requests_of_every_worker(server: Server) -> None:
 
 
 def test_every_log_line_is_json_with_the_request_fields(server: Server) -> None:
+    # One success and one refusal of our own: the test must not rely on what others sent first.
+    assert server.request("POST", "/predict", RECORD)[0] == 200
+    assert server.request("POST", "/predict", {"age": "x"})[0] == 422
+    wait_for(
+        lambda: any(r.get("status") == 422 for r in server.records()), 10, "the refusal's log line"
+    )
     records = server.records()  # each line parsed as JSON, or this fails
     requests = [r for r in records if r["event"] == "request"]
     assert requests
