@@ -85,9 +85,11 @@ def test_train_publishes_an_immutable_version_to_s3(tmp_path: Path) -> None:
     files = sorted(p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file())
     assert published == [f"mlpipeline/runs-root/runs/v001/{name}" for name in files]
     assert "manifest.json" in files
-    body = boto3.client("s3").get_object(
-        Bucket=BUCKET, Key="mlpipeline/runs-root/runs/v001/manifest.json"
-    )["Body"].read()
+    body = (
+        boto3.client("s3")
+        .get_object(Bucket=BUCKET, Key="mlpipeline/runs-root/runs/v001/manifest.json")["Body"]
+        .read()
+    )
     assert body == (local / "manifest.json").read_bytes()
     assert summary["manifest_sha256"] == sha256_file(local / "manifest.json")
     latest = boto3.client("s3").get_object(Bucket=BUCKET, Key="mlpipeline/runs-root/latest")

@@ -18,9 +18,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from artifact_contract import Reference
+
 from trainer import handoff
 from trainer.errors import EXIT_OK
-from trainer.promotion.deployments import Reference
 from trainer.settings import Settings
 
 TEMPLATES = Path("infra") / "k8s"
