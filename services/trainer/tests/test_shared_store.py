@@ -3,6 +3,7 @@ AWS_ENDPOINT_URL exactly as boto3 reaches AWS), promoted and rolled back from th
 
 from __future__ import annotations
 
+import json
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
@@ -10,10 +11,12 @@ from pathlib import Path
 
 import boto3
 import pytest
-from artifact_contract import sha256_file
+from artifact_contract import sha256_bytes, sha256_file
 from moto.server import ThreadedMotoServer
 
 from tests.conftest import SAMPLES, make_settings, run_cli
+from trainer.promotion.deployments import DeploymentError
+from trainer.promotion.s3deployments import S3Deployments
 from trainer.s3store import S3ArtifactRoot
 from trainer.settings import Settings
 
@@ -124,3 +127,84 @@ def test_a_published_file_is_never_overwritten(tmp_path: Path) -> None:
     root.upload(run, "v001")
     with pytest.raises(Exception, match="never overwritten"):
         root.upload(run, "v001")
+
+
+def s3_object(key: str) -> bytes:
+    return bytes(boto3.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read())
+
+
+@pytest.mark.usefixtures("s3")
+def test_promote_and_rollback_work_on_runs_in_s3(tmp_path: Path) -> None:
+    settings = shared_settings(tmp_path)
+    for seed in ("3", "4"):
+        assert run_cli(["train", "--samples", SAMPLES, "--seed", seed], settings).code == 0
+
+    for version in ("v001", "v002"):
+        promoted = run_cli(["promote", "--version", version, "--target", "staging"], settings)
+        assert promoted.code == 0, promoted.stderr
+    reference = json.loads(s3_object("mlpipeline/runs-root/deployments/staging.json"))
+    assert reference["artifact_uri"] == f"{ROOT}/runs/v002/"
+    assert reference["manifest_sha256"] == sha256_bytes(
+        s3_object("mlpipeline/runs-root/runs/v002/manifest.json")
+    )
+    # Nothing of the references lives on this machine's disk.
+    assert not (settings.deployments_dir / "staging.json").exists()
+
+    rolled = run_cli(["rollback", "--target", "staging"], settings)
+
+    assert rolled.code == 0, rolled.stderr
+    reference = json.loads(s3_object("mlpipeline/runs-root/deployments/staging.json"))
+    assert reference["model_version"] == "v001"
+    history = keys("mlpipeline/runs-root/deployments/history/")
+    assert [key.rsplit("/", 1)[1] for key in history] == [
+        "00000001.json",
+        "00000002.json",
+        "00000003.json",
+    ]
+    events = [json.loads(s3_object(key)) for key in history]
+    assert [(e["event"], e["outcome"], e["to_version"]) for e in events] == [
+        ("promote", "promoted", "v001"),
+        ("promote", "promoted", "v002"),
+        ("rollback", "rolled_back", "v001"),
+    ]
+    # Downloads for verification are removed afterwards.
+    assert list((settings.artifact_root / ".downloads").iterdir()) == []
+
+
+@pytest.mark.usefixtures("s3")
+def test_a_tampered_s3_artifact_is_refused_at_promotion(tmp_path: Path) -> None:
+    settings = shared_settings(tmp_path)
+    assert run_cli(["train", "--samples", SAMPLES, "--seed", "3"], settings).code == 0
+    key = "mlpipeline/runs-root/runs/v001/metrics.json"
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=key, Body=s3_object(key) + b" ")
+
+    refused = run_cli(["promote", "--version", "v001", "--target", "staging"], settings)
+
+    assert refused.code == 3
+    assert "refused at gate 1 (integrity)" in refused.stderr
+    assert "metrics.json" in refused.stderr
+    assert keys("mlpipeline/runs-root/deployments/") == []
+
+
+@pytest.mark.usefixtures("s3")
+def test_a_version_not_in_s3_is_one_line(tmp_path: Path) -> None:
+    refused = run_cli(
+        ["promote", "--version", "v009", "--target", "staging"], shared_settings(tmp_path)
+    )
+    assert refused.code == 1
+    assert refused.stderr == f"error: no published run v009 under {ROOT}/runs\n"
+
+
+@pytest.mark.usefixtures("s3")
+def test_the_s3_lock_is_one_promotion_at_a_time() -> None:
+    first = S3Deployments(ROOT + "/deployments", wait_seconds=0.2)
+    second = S3Deployments(ROOT + "/deployments", wait_seconds=0.2)
+    with first.lock():
+        with pytest.raises(DeploymentError, match=r"\.lock: held by .*\(another promotion"):
+            with second.lock():
+                pass
+    with second.lock():
+        assert keys("mlpipeline/runs-root/deployments/") == [
+            "mlpipeline/runs-root/deployments/.lock"
+        ]
+    assert keys("mlpipeline/runs-root/deployments/") == []
