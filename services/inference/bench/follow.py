@@ -15,10 +15,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from load import Load, free_port, start, stop, wrk  # noqa: E402
-
-from artifact_contract import Reference, serialize_reference, sha256_file  # noqa: E402
+from artifact_contract import Reference, serialize_reference, sha256_file
+from load import Load, free_port, start, stop, wrk
 
 RECORD = {"age": 42, "income_k": 88.0, "tenure_years": 6}
 
