@@ -74,6 +74,12 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="staging too: refuse a run worse than the current production model",
     )
+    parser.add_argument(
+        "--verify-url",
+        help="after promoting: wait until the server at this URL (following the target's "
+        "reference) serves the promoted digest, probe it, and roll back automatically when the "
+        "policy's [verification] SLOs fail (exit 3)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -111,8 +117,50 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except PromotionRefused as exc:
         emit(exc.record, args.record)
         raise
+    if args.verify_url:
+        record = verify_or_roll_back(settings, record, args.verify_url, policy.path)
     emit(record, args.record)
+    if record.get("verification", {}).get("passed") is False:
+        rolled = record["rolled_back_by"]
+        sys.stderr.write(
+            f"error: post-promotion verification of {record['to_version']} failed "
+            f"({record['verification']['detail']}); {record['target']} rolled back to "
+            f"{rolled['to_version'] if rolled else '(rollback failed)'}\n"
+        )
+        return EXIT_GATE_FAILED
     return EXIT_OK
+
+
+def verify_or_roll_back(
+    settings: Settings, record: dict[str, Any], url: str, policy_path: Path
+) -> dict[str, Any]:
+    """Post-promotion verification of a promotion just installed; on failure, the automatic
+    rollback (its own history record, ``automatic: true`` with the reason)."""
+    from trainer.promotion.rollback import rollback
+    from trainer.promotion.verify import VerificationPolicy, verify
+
+    policy = VerificationPolicy.load(policy_path)
+    reference = record["to"]
+    with open_run(reference["artifact_uri"], downloads_dir(settings)) as run_dir:
+        examples = [dict(example.input) for example in read_manifest(run_dir).examples]
+    result = verify(url, reference["manifest_sha256"], examples, policy)
+    record = {**record, "verification": result.to_dict()}
+    if result.passed:
+        _log.info("verification passed: %s", result.detail)
+        return record
+    _log.error("verification failed: %s; rolling %s back", result.detail, record["target"])
+    try:
+        rolled = rollback(
+            settings,
+            target=record["target"],
+            approved_by=record["approved_by"],
+            reason=f"post-promotion verification failed: {result.detail}",
+            only_if_current=reference["manifest_sha256"],
+        )
+    except (TrainerError, ContractError) as exc:
+        _log.error("automatic rollback failed: %s", exc)
+        return {**record, "rolled_back_by": None}
+    return {**record, "rolled_back_by": {"to_version": rolled["to_version"], "at": rolled["at"]}}
 
 
 def emit(record: dict[str, Any], path: Path | None) -> None:

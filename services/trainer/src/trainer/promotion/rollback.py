@@ -57,12 +57,26 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def rollback(settings: Settings, *, target: str, approved_by: str | None) -> dict[str, Any]:
+def rollback(
+    settings: Settings,
+    *,
+    target: str,
+    approved_by: str | None,
+    reason: str | None = None,
+    only_if_current: str | None = None,
+) -> dict[str, Any]:
+    """Restore ``target``'s previous reference. ``reason`` marks an automatic rollback (post-
+    promotion verification); ``only_if_current`` refuses unless that digest is still current
+    (so an automatic rollback never undoes a later promotion by someone else)."""
     deployments = open_deployments(settings)
     with deployments.lock():
         current = deployments.read(target)
         if current is None:
             raise DeploymentError(f"nothing to roll back: {target} has no reference")
+        if only_if_current is not None and current.manifest_sha256 != only_if_current:
+            raise DeploymentError(
+                f"{target} moved to {current.model_version} meanwhile: not rolling it back"
+            )
         lineage = deployments.lineage(target)
         if not lineage or lineage[-1].manifest_sha256 != current.manifest_sha256:
             raise DeploymentError(
@@ -78,6 +92,8 @@ def rollback(settings: Settings, *, target: str, approved_by: str | None) -> dic
         record = new_record(
             settings, "rollback", target, previous.model_version, current, None, approved_by
         )
+        if reason is not None:
+            record.update(automatic=True, reason=reason)
         gates = GateRunner(record, f"rollback of {target} to {previous.model_version}")
         with open_run(previous.artifact_uri, downloads_dir(settings)) as run_dir:
             gates.check(integrity(run_dir, previous.manifest_sha256))
