@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -71,15 +72,18 @@ def as_unprivileged(argv: list[str]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres() -> Iterator[str]:
     if not (PG_BIN / "initdb").exists():
         pytest.skip("PostgreSQL 15 (Debian package postgresql) is not installed")
-    data = tmp_path_factory.mktemp("pg") / "data"
+    # Not under pytest's temporary directory: that one is private to us, and postgres runs as
+    # another user.
+    scratch = Path(tempfile.mkdtemp(prefix="mlpipeline-pg-"))
+    scratch.chmod(0o755)
+    data = scratch / "data"
     data.mkdir()
     if os.geteuid() == 0:
         account = pwd.getpwnam("postgres")
-        for path in (data.parent, data):
-            os.chown(path, account.pw_uid, account.pw_gid)
+        os.chown(data, account.pw_uid, account.pw_gid)
     subprocess.run(
         as_unprivileged(
             [str(PG_BIN / "initdb"), "-D", str(data), "-U", "mlflow", "--auth=trust", "-E", "UTF8"]
@@ -107,6 +111,7 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"postgresql+psycopg://mlflow@127.0.0.1:{port}/postgres"
     finally:
         stop_group(server)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +196,7 @@ class Load(threading.Thread):
                 self.failed.append(repr(exc))
                 connection.close()
                 connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        connection.close()
 
 
 def served(port: int) -> str:
@@ -221,7 +227,9 @@ def test_two_machines_share_registry_store_and_references(
     trainings = [
         subprocess.Popen([trainer, "train", "--samples", SAMPLES, "--seed", seed], cwd=where,
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for where, seed in ((first, "3"), (second, "4"))
+        # One seed: equally good models (production's no-regression gate passes either way),
+        # still two versions with two digests.
+        for where, seed in ((first, "3"), (second, "3"))
     ]  # fmt: skip
     outputs = [process.communicate(timeout=180) for process in trainings]
     for process, (_, err) in zip(trainings, outputs, strict=True):
