@@ -7,7 +7,8 @@
     .lock              flock held by a promotion or rollback from its first gate to its last write
 
 A reference names an immutable run directory *and* its manifest digest, so a server started from
-it refuses an artifact that changed after promotion.
+it refuses an artifact that changed after promotion. The format is the contract library's
+(artifact_contract/reference.py); the same store in S3 is s3deployments.py.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from artifact_contract import Reference, exclusive_lock, parse_reference, serialize_reference
+from artifact_contract.reference import TARGETS as TARGETS  # re-exported: the CLI choices
 
 from trainer import s3store
 from trainer.errors import TrainerError
 from trainer.s3store import download_prefix, is_s3
 
-TARGETS = ("staging", "production")
 HISTORY_FILE = "history.jsonl"
 LOCK_FILE = ".lock"
 # References and history hold no secret, and a server running as another user (the image's
