@@ -58,6 +58,7 @@ ENVIRONMENT = (
         "the only place downloads and extractions are written (default "
         "<tmp>/mlpipeline-inference); must be ours and not group/other-writable",
     ),
+    ("TMPDIR", "where the default MODEL_CACHE_DIR lives (default /tmp)"),
     (
         "MODEL_MAX_ARCHIVE_BYTES",
         "bound on an archive's or S3 prefix's unpacked size (default 2 GiB)",
