@@ -21,6 +21,8 @@ from trainer.promotion.deployments import Deployments
 from trainer.promotion.smoke import free_port
 from trainer.settings import Settings
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Settings:
