@@ -137,10 +137,10 @@ drift: uv ## Drift check of a sampled prediction log vs the training profile (LO
 traffic: uv ## Send rows like the training data to the server on PORT (default 8080) (TRAFFIC_ARGS="--rows 300 --shift income_k=25")
 	@$(MAKE) -C services/trainer traffic TRAFFIC_ARGS='$(TRAFFIC_ARGS)'
 
-# Promotion: VERSION, TARGET, APPROVED_BY, DATA_URI, RECORD reach services/trainer through the
+# Promotion: VERSION, TARGET, APPROVED_BY, DATA_URI, RECORD, VERIFY_URL reach services/trainer through the
 # environment (never pasted into a recipe). `make serve TARGET=production` serves the reference.
 .PHONY: promote
-promote: uv ## Gate + promote a run (VERSION=vNNN TARGET=staging|production [APPROVED_BY=name])
+promote: uv ## Gate + promote a run (VERSION=vNNN TARGET=staging|production [APPROVED_BY=name] [VERIFY_URL=url])
 	@$(MAKE) -C services/trainer promote
 
 .PHONY: rollback

@@ -20,6 +20,7 @@ from typing import Any
 import boto3
 import botocore.session
 import pytest
+from artifact_contract import Reference
 from botocore.validate import ParamValidator
 from moto.core.common_types import TYPE_RESPONSE
 from moto.sagemaker.exceptions import ValidationError
@@ -28,7 +29,7 @@ from moto.sagemaker.responses import SageMakerResponse
 from moto.server import ThreadedMotoServer
 
 from tests.conftest import CliResult, make_settings, run_cli
-from trainer.promotion.deployments import Deployments, Reference
+from trainer.promotion.deployments import Deployments
 from trainer.settings import Settings
 
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlpipeline-inference:abc1234"

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from artifact_contract import Reference
 
-from trainer.promotion.deployments import Deployments, Reference
+from trainer.promotion.deployments import Deployments
 
 TORN = '{"event": "promote", "target": "production", "to": {"model_ver'
 
@@ -103,7 +104,7 @@ def test_references_are_world_readable_whatever_the_umask(tmp_path: Path) -> Non
     deployments = Deployments(tmp_path / "deployments")
     previous = os.umask(0o077)
     try:
-        path = deployments.write("staging", reference("v001"))
+        path = Path(deployments.write("staging", reference("v001")))
         deployments.append_history(promotion("v001"))
     finally:
         os.umask(previous)

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from artifact_contract import Reference
 from kubernetes_validate.utils import ValidationError, resources_from_file, validate
 
 from tests.conftest import CliResult, make_settings, run_cli
-from trainer.promotion.deployments import Deployments, Reference
+from trainer.promotion.deployments import Deployments
 from trainer.settings import Settings
 
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlpipeline-inference:abc1234"

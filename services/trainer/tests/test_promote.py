@@ -401,9 +401,13 @@ def test_make_serve_without_a_reference_stops_with_one_line(tmp_path: Path) -> N
         check=False,
     )
     assert process.returncode != 0
-    errors = [line for line in process.stderr.splitlines() if "***" in line]
-    assert len(errors) == 1, process.stderr
-    assert f"no usable deployment reference at {tmp_path}/staging.json" in errors[0]
+    refusals = [
+        json.loads(line) for line in process.stdout.splitlines() if "startup_refused" in line
+    ]
+    assert len(refusals) == 1, process.stdout + process.stderr
+    assert refusals[0]["message"] == (
+        f"MODEL_REFERENCE {tmp_path}/staging.json: cannot read (No such file or directory)"
+    )
 
 
 # --- `make serve TARGET=...`: the inference service started from a deployment reference ------

@@ -14,12 +14,14 @@ from artifact_contract import (
     Feature,
     Manifest,
     QualityGate,
+    Reference,
+    ReferenceFormatError,
 )
 from artifact_contract.testing import manifest_fields
 
 import trainer
 from trainer.policy import POLICY_FILE, PolicyError
-from trainer.promotion.deployments import DeploymentError, Deployments, Reference, run_dir_of
+from trainer.promotion.deployments import DeploymentError, Deployments, run_dir_of
 from trainer.promotion.gates import PromotionPolicy, integrity, quality, staged_and_approved
 
 POLICY = POLICY_FILE
@@ -290,7 +292,7 @@ def test_integrity_gate_reports_a_missing_run_directory(tmp_path: Path) -> None:
 def test_references_are_written_atomically_and_read_back(tmp_path: Path) -> None:
     deployments = Deployments(tmp_path / "deployments")
     assert deployments.read("production") is None
-    path = deployments.write("production", reference("v001", SHA_A))
+    path = Path(deployments.write("production", reference("v001", SHA_A)))
     assert json.loads(path.read_text()) == {
         "model_version": "v001",
         "artifact_uri": "file:///runs/v001",
@@ -305,12 +307,12 @@ def test_references_are_written_atomically_and_read_back(tmp_path: Path) -> None
 def test_a_damaged_reference_or_unknown_target_is_a_clear_error(tmp_path: Path) -> None:
     deployments = Deployments(tmp_path)
     (tmp_path / "staging.json").write_text('{"model_version": "v001"}')
-    with pytest.raises(DeploymentError, match="a reference holds exactly"):
+    with pytest.raises(ReferenceFormatError, match="a reference holds exactly"):
         deployments.read("staging")
     with pytest.raises(DeploymentError, match="unknown target 'prod'"):
         deployments.read("prod")
-    with pytest.raises(DeploymentError, match="only local run directories"):
-        run_dir_of("s3://bucket/v001")
+    with pytest.raises(DeploymentError, match=r"only run directories \(file://\) and runs in S3"):
+        run_dir_of("gs://bucket/v001")
 
 
 def test_lineage_replays_promotions_as_pushes_and_rollbacks_as_pops(tmp_path: Path) -> None:

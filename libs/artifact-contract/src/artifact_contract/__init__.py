@@ -33,6 +33,13 @@ from artifact_contract.manifest import (
     write_manifest,
 )
 from artifact_contract.profile import CategoryShares, Histogram, Profile
+from artifact_contract.reference import (
+    Reference,
+    ReferenceFormatError,
+    parse_reference,
+    read_reference,
+    serialize_reference,
+)
 from artifact_contract.schema import MANIFEST_SCHEMA_FILE, manifest_json_schema
 from artifact_contract.trust import TRUSTED_TYPES
 from artifact_contract.verify import VERSION_FILE, verify_run_dir
@@ -67,6 +74,8 @@ __all__ = [
     "ModelRef",
     "Profile",
     "QualityGate",
+    "Reference",
+    "ReferenceFormatError",
     "VersionError",
     "exclusive_lock",
     "file_digests",
@@ -77,8 +86,11 @@ __all__ = [
     "manifest_json_schema",
     "manifest_sha256",
     "next_version",
+    "parse_reference",
     "parse_version",
     "read_manifest",
+    "read_reference",
+    "serialize_reference",
     "sha256_bytes",
     "sha256_file",
     "verify_run_dir",

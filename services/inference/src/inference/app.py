@@ -22,7 +22,7 @@ from inference.routes import api
 from inference.sampling import prediction_sampler
 from inference.schema import field_rules
 from inference.settings import Settings
-from inference.state import EXTENSION, ServiceState
+from inference.state import EXTENSION, ServiceState, current_state
 from inference.v2 import v2
 from inference.validation import RequestValidator
 
@@ -56,15 +56,7 @@ def create_app(
     app = Flask(__name__, static_folder=None)  # no static files: no /static route
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     metrics = metrics or Metrics(settings.metrics_dir)
-    validator = (
-        None
-        if model is None
-        else RequestValidator(
-            field_rules(model.manifest.input_schema, settings.input_range_margin),
-            settings.max_batch_rows,
-            frame=model.takes_frame,
-        )
-    )
+    validator = None if model is None else request_validator(settings, model)
     logger = configure_logging(settings.log_level)
     sampler = prediction_sampler(settings, model, logger)
     state = ServiceState(settings, model, validator, metrics, logger, sampler)
@@ -80,16 +72,25 @@ def create_app(
         g.started = time.perf_counter()
         g.request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
 
+    # current_state(), not `state`: a server following MODEL_REFERENCE swaps the state.
     @app.after_request
     def finish_request(response: Response) -> Response:
-        _finish(state, response)
+        _finish(current_state(), response)
         return response
 
     @app.errorhandler(Exception)
     def handle_error(exc: Exception) -> Response:
-        return _error_response(state, exc)
+        return _error_response(current_state(), exc)
 
     return app
+
+
+def request_validator(settings: Settings, model: LoadedModel) -> RequestValidator:
+    return RequestValidator(
+        field_rules(model.manifest.input_schema, settings.input_range_margin),
+        settings.max_batch_rows,
+        frame=model.takes_frame,
+    )
 
 
 def _error_response(state: ServiceState, exc: Exception) -> Response:

@@ -46,6 +46,15 @@ ENVIRONMENT = (
     ),
     ("MODEL_SHA256", "required sha256 of the run's manifest.json; any other refuses the start"),
     (
+        "MODEL_REFERENCE",
+        "a deployment reference (<target>.json: a path, file:// or s3://bucket/key) naming the "
+        "model and its sha256, instead of MODEL_ARTIFACT_URI and MODEL_SHA256",
+    ),
+    (
+        "REFERENCE_POLL_SECONDS",
+        "with MODEL_REFERENCE: how often workers re-read it and load a new model (default 30)",
+    ),
+    (
         "MODEL_CACHE_DIR",
         "the only place downloads and extractions are written (default "
         "<tmp>/mlpipeline-inference); must be ours and not group/other-writable",
@@ -131,6 +140,12 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()
     except StartupRefusal as exc:
         return _refuse(logger, exc, None)
+    try:
+        from inference.reference import resolve
+
+        settings = resolve(settings)
+    except StartupRefusal as exc:
+        return _refuse(logger, exc, settings)
     logger = configure_logging(settings.log_level)
     if args.command == "score":
         return score_file(settings, logger, args.input, args.output, args.chunk_rows)

@@ -65,6 +65,13 @@ class Metrics:
             multiprocess_mode="max",
             registry=self.registry,
         )
+        self.model_swaps = Counter(
+            "inference_model_swaps",
+            "Models named by MODEL_REFERENCE after the start: swapped in, or refused (the old "
+            "model keeps serving).",
+            ["outcome"],
+            registry=self.registry,
+        )
 
     def observe_request(self, route: str, method: str, status: int, latency: float) -> None:
         """Count one answered request and its latency (label children cached: the label

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, current_app, g, request
 
 from inference.body import read_body
 from inference.errors import NonFinitePrediction, UnsupportedMediaType
+from inference.following import FOLLOW
 from inference.formats import JSON, answer_media_type, parse_invocation, render_lines
 from inference.model import LoadedModel
 from inference.responses import json_response
@@ -20,13 +21,15 @@ api = Blueprint("api", __name__)
 
 def _health() -> Response:
     model, _ = current_state().require_model()
-    return json_response(
-        {
-            "status": "ok",
-            "model_version": model.model_version,
-            "manifest_sha256": model.manifest_sha256,
-        }
-    )
+    body: dict[str, Any] = {
+        "status": "ok",
+        "model_version": model.model_version,
+        "manifest_sha256": model.manifest_sha256,
+    }
+    follow = current_app.extensions.get(FOLLOW)  # set when serving from MODEL_REFERENCE
+    if follow is not None:
+        body["reference"] = follow.to_dict(model.manifest_sha256)
+    return json_response(body)
 
 
 @api.get("/health")

@@ -14,6 +14,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
 from inference.app import record_refused_request
+from inference.following import follow_in_worker
 from inference.logs import JsonFormatter, StdoutHandler
 from inference.metrics import mark_worker_dead
 from inference.refusals import Rejection
@@ -52,6 +53,12 @@ def gunicorn_options(settings: Settings, metrics_dir: Path, app: Flask) -> dict[
         "proc_name": "inference",
         "child_exit": child_exit,
     }
+    if settings.model_reference_uri is not None:
+
+        def post_worker_init(_worker: Any) -> None:
+            follow_in_worker(app, settings)
+
+        options["post_worker_init"] = post_worker_init
     if SHM.is_dir():
         # The worker heartbeat file: on a container's overlay /tmp, writes can stall workers.
         options["worker_tmp_dir"] = str(SHM)

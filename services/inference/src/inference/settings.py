@@ -31,6 +31,10 @@ class Settings:
     model_artifact_uri: str | None = None
     model_dir: Path = DEFAULT_MODEL_DIR
     model_sha256: str | None = None
+    # MODEL_REFERENCE: a deployment reference (path, file:// or s3://) naming the model and its
+    # digest (inference/reference.py); followed every reference_poll_seconds and on SIGHUP.
+    model_reference_uri: str | None = None
+    reference_poll_seconds: int = 30
     # Named, not probed (tempfile.gettempdir() fails where no temporary directory is writable,
     # as on a read-only root filesystem): only a MODEL_ARTIFACT_URI fetch creates it.
     model_cache_dir: Path = Path("/tmp/mlpipeline-inference")
@@ -59,8 +63,8 @@ class Settings:
 
     @property
     def model_reference(self) -> str:
-        """What the operator asked for, for logs: the URI, else the directory."""
-        return self.model_artifact_uri or str(self.model_dir)
+        """What the operator asked for, for logs: the reference, the URI, else the directory."""
+        return self.model_reference_uri or self.model_artifact_uri or str(self.model_dir)
 
     @classmethod
     def from_env(
@@ -104,6 +108,10 @@ class Settings:
             model_artifact_uri=uri,
             model_dir=model_dir,
             model_sha256=None if sha256 is None else sha256.lower(),
+            model_reference_uri=text("MODEL_REFERENCE"),
+            reference_poll_seconds=_integer(
+                env, "REFERENCE_POLL_SECONDS", defaults.reference_poll_seconds
+            ),
             model_cache_dir=Path(
                 cache_dir or Path(text("TMPDIR") or "/tmp") / defaults.model_cache_dir.name
             ),

@@ -8,12 +8,14 @@ refuses any artifact whose manifest does not match the promoted one.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from urllib.parse import urlparse
 
+from artifact_contract import Reference, read_reference
+
 from trainer.errors import TrainerError
-from trainer.promotion.deployments import TARGETS, DeploymentError, Deployments, Reference
+from trainer.promotion.deployments import TARGETS
+from trainer.promotion.s3deployments import open_deployments
 from trainer.settings import Settings
 
 
@@ -36,20 +38,15 @@ def add_reference_arguments(parser: argparse.ArgumentParser) -> None:
 def load_reference(settings: Settings, target: str, path: Path | None) -> Reference:
     """The promoted reference of ``target``, or the one in ``path``; one line when missing."""
     if path is None:
-        reference = Deployments(settings.deployments_dir).read(target)
+        deployments = open_deployments(settings)
+        reference = deployments.read(target)
         if reference is None:
             raise HandoffError(
-                f"nothing promoted to {target} yet (no reference in {settings.deployments_dir}): "
+                f"nothing promoted to {target} yet (no {deployments.reference_location(target)}): "
                 f"run `make promote VERSION=vNNN TARGET={target}` first"
             )
         return reference
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise HandoffError(f"{path}: cannot read ({exc.strerror})") from None
-    except ValueError as exc:
-        raise DeploymentError(f"{path}: not valid JSON ({exc})") from None
-    return Reference.from_dict(raw, str(path))
+    return read_reference(path)
 
 
 def s3_artifact(reference: Reference) -> str:

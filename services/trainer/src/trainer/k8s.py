@@ -16,11 +16,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from artifact_contract import Reference
 from artifact_contract.files import atomic_write_text
 
 from trainer import handoff
 from trainer.errors import EXIT_OK
-from trainer.promotion.deployments import Reference
 from trainer.settings import Settings
 
 TEMPLATES = Path("infra") / "k8s"

@@ -6,6 +6,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
+from urllib.parse import unquote, urlparse
+
+from trainer.errors import TrainerError
 
 DEFAULT_EXPERIMENT = "mlpipeline"
 DEFAULT_REGISTERED_MODEL = "mlpipeline-regressor"
@@ -26,6 +30,10 @@ class Settings:
     # starts as a process (the trainer never imports inference code).
     deployments_dir: Path = Path("runs/deployments")
     inference_bin: Path = Path("services/inference/.venv/bin/inference")
+    # Shared store mode (docs/07_team_scale.md): runs and references in S3. ``artifact_root``
+    # and ``deployments_dir`` are then local working directories (staging, downloads, locks).
+    artifact_store: str | None = None
+    deployments_store: str | None = None
 
     @classmethod
     def from_env(
@@ -34,20 +42,59 @@ class Settings:
         env = os.environ if environ is None else environ
         root = find_repo_root(cwd or Path.cwd())
         runs = root / "runs"
+        artifact_root = _location(env, "MLPIPELINE_ARTIFACT_ROOT")
+        deployments = _location(env, "MLPIPELINE_DEPLOYMENTS_DIR")
         return cls(
             repo_root=root,
             tracking_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{runs / 'mlflow.db'}",
             experiment_name=env.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT,
             registered_model_name=env.get("MLFLOW_REGISTERED_MODEL_NAME")
             or DEFAULT_REGISTERED_MODEL,
-            artifact_root=Path(env.get("MLPIPELINE_ARTIFACT_ROOT") or runs / "artifacts"),
+            artifact_root=_work_dir(runs, artifact_root)
+            if _is_s3(artifact_root)
+            else Path(artifact_root or runs / "artifacts"),
             sagemaker_base_dir=Path(env.get("SAGEMAKER_BASE_DIR") or "/opt/ml"),
-            deployments_dir=Path(env.get("MLPIPELINE_DEPLOYMENTS_DIR") or runs / "deployments"),
+            deployments_dir=_work_dir(runs, deployments)
+            if _is_s3(deployments)
+            else Path(deployments or runs / "deployments"),
             inference_bin=Path(
                 env.get("MLPIPELINE_INFERENCE_BIN")
                 or root / "services" / "inference" / ".venv" / "bin" / "inference"
             ),
+            artifact_store=artifact_root if _is_s3(artifact_root) else None,
+            deployments_store=deployments if _is_s3(deployments) else None,
         )
+
+
+class SettingsError(TrainerError):
+    """An environment variable holds a value the trainer cannot use."""
+
+
+def _is_s3(value: str | None) -> TypeGuard[str]:
+    return value is not None and value.startswith("s3://")
+
+
+def _work_dir(runs: Path, uri: str) -> Path:
+    """This machine's working directory for an S3 location (staging, downloads, copies)."""
+    return runs / "s3-work" / uri[len("s3://") :].strip("/")
+
+
+def _location(env: Mapping[str, str], name: str) -> str | None:
+    """A local path, ``file://`` path or ``s3://bucket/prefix``; any other URI is refused (it
+    would otherwise become a local folder named after its scheme)."""
+    value = env.get(name) or None
+    if value is None or _is_s3(value):
+        if value is not None and not value[len("s3://") :].split("/", 1)[0]:
+            raise SettingsError(f"{name}={value}: expected s3://bucket/prefix")
+        return value
+    parsed = urlparse(value)
+    if parsed.scheme == "file":
+        return unquote(parsed.path)
+    if "://" in value or (len(parsed.scheme) > 1 and value.startswith(parsed.scheme + ":")):
+        raise SettingsError(
+            f"{name}={value}: unsupported location; use a local path, file:// or s3://bucket/prefix"
+        )
+    return value
 
 
 def find_repo_root(start: Path) -> Path:

@@ -53,7 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     out = parser.add_argument_group("output")
     out.add_argument(
-        "--output-dir", type=Path, help="artifact root (default runs/artifacts at the repo root)"
+        "--output-dir",
+        type=local_dir,
+        help="local artifact root (default $MLPIPELINE_ARTIFACT_ROOT, else runs/artifacts)",
     )
     out.add_argument("--experiment", help="MLflow experiment (default $MLFLOW_EXPERIMENT_NAME)")
     hyper = parser.add_argument_group("model")
@@ -113,6 +115,7 @@ def summary(result: TrainResult, settings: Settings) -> dict[str, Any]:
     return {
         "model_version": published.version,
         "run_dir": str(published.run_dir),
+        "artifact_uri": published.artifact_uri,
         "latest": published.is_latest,
         "manifest_sha256": published.manifest_sha256,
         "task": result.schema.task,
@@ -152,6 +155,14 @@ def parse_train_flags(flags: list[str], what: str) -> TrainConfig:
         reason = lines[-1].split(": error: ", 1)[-1] if lines else "invalid arguments"
         raise TrainerError(f"invalid {what}: {reason}") from None
     return config_from_args(args)
+
+
+def local_dir(text: str) -> Path:
+    if "://" in text:
+        raise argparse.ArgumentTypeError(
+            f"{text}: a local directory; for S3 set MLPIPELINE_ARTIFACT_ROOT=s3://bucket/prefix"
+        )
+    return Path(text)
 
 
 def _names(text: str) -> tuple[str, ...]:

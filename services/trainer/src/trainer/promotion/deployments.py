@@ -7,7 +7,8 @@
     .lock              flock held by a promotion or rollback from its first gate to its last write
 
 A reference names an immutable run directory *and* its manifest digest, so a server started from
-it refuses an artifact that changed after promotion.
+it refuses an artifact that changed after promotion. The format is the contract library's
+(artifact_contract/reference.py); the same store in S3 is s3deployments.py.
 """
 
 from __future__ import annotations
@@ -15,25 +16,25 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
-import tempfile
-from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from artifact_contract import exclusive_lock, is_version
+from artifact_contract import Reference, exclusive_lock, parse_reference, serialize_reference
+from artifact_contract.files import atomic_write, fsync_directory, write_json_atomically
+from artifact_contract.reference import TARGETS as TARGETS  # re-exported: the CLI choices
 
+from trainer import s3store
 from trainer.errors import TrainerError
+from trainer.s3store import download_prefix, is_s3
 
-TARGETS = ("staging", "production")
 HISTORY_FILE = "history.jsonl"
 LOCK_FILE = ".lock"
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 # References and history hold no secret, and a server running as another user (the image's
 # uid 10001) reads the reference: world-readable whatever the umask.
-PUBLIC_MODE = 0o644
+PUBLIC_MODE = 0o644  # references and history hold no secret; a server as another user reads them
 _TORN_LINE = "torn record (an append that never completed) ignored"
 _TORN_TAIL = "ends in a torn record; it stays, and this record starts on a fresh line"
 _log = logging.getLogger("trainer")
@@ -41,40 +42,6 @@ _log = logging.getLogger("trainer")
 
 class DeploymentError(TrainerError):
     """A deployment reference or the history is missing, unreadable or inconsistent."""
-
-
-@dataclass(frozen=True)
-class Reference:
-    model_version: str
-    artifact_uri: str
-    manifest_sha256: str
-    promoted_at: str
-    approved_by: str | None
-
-    @property
-    def run_dir(self) -> Path:
-        return run_dir_of(self.artifact_uri)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, raw: Any, source: str) -> Reference:
-        fields = ("model_version", "artifact_uri", "manifest_sha256", "promoted_at", "approved_by")
-        if not isinstance(raw, dict) or sorted(raw) != sorted(fields):
-            raise DeploymentError(f"{source}: a reference holds exactly {', '.join(fields)}")
-        if not isinstance(raw["model_version"], str) or not is_version(raw["model_version"]):
-            raise DeploymentError(f"{source}: model_version must look like v001")
-        if not isinstance(raw["manifest_sha256"], str) or not _SHA256.fullmatch(
-            raw["manifest_sha256"]
-        ):
-            raise DeploymentError(f"{source}: manifest_sha256 must be a sha256 hex digest")
-        for key in ("artifact_uri", "promoted_at"):
-            if not isinstance(raw[key], str) or not raw[key]:
-                raise DeploymentError(f"{source}: {key} must be a non-empty string")
-        if raw["approved_by"] is not None and not isinstance(raw["approved_by"], str):
-            raise DeploymentError(f"{source}: approved_by must be a string or null")
-        return cls(**raw)
 
 
 def artifact_uri_of(run_dir: Path) -> str:
@@ -89,13 +56,73 @@ def run_dir_of(artifact_uri: str) -> Path:
     if parsed.scheme == "":
         return Path(artifact_uri)
     raise DeploymentError(
-        f"artifact_uri {artifact_uri!r}: only local run directories (file://) can be promoted"
+        f"artifact_uri {artifact_uri!r}: only run directories (file://) and runs in S3 (s3://) "
+        "can be promoted"
     )
 
 
-class Deployments:
+@contextmanager
+def open_run(artifact_uri: str, work: Path) -> Iterator[Path]:
+    """The run an ``artifact_uri`` names, as a local directory: itself (file://), or a fresh
+    download under ``work`` (s3://), removed afterwards. Callers verify every digest."""
+    if is_s3(artifact_uri):
+        with download_prefix(s3store.client(), artifact_uri, work) as run_dir:
+            yield run_dir
+    else:
+        yield run_dir_of(artifact_uri)
+
+
+class DeploymentStore:
+    """Where references and history live: a local directory (``Deployments``) or an S3 prefix
+    (``S3Deployments`` in s3deployments.py). Promotion and rollback see only this interface."""
+
+    def reference_location(self, target: str) -> str:
+        raise NotImplementedError
+
+    @property
+    def history_location(self) -> str:
+        raise NotImplementedError
+
+    def lock(self) -> AbstractContextManager[None]:
+        raise NotImplementedError
+
+    def read(self, target: str) -> Reference | None:
+        raise NotImplementedError
+
+    def write(self, target: str, reference: Reference) -> str:
+        raise NotImplementedError
+
+    def append_history(self, record: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def history(self) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def lineage(self, target: str) -> list[Reference]:
+        """The references ``target`` has stood on, replayed from the history as a stack: a
+        promotion pushes its reference, a rollback pops back to the one before. The last item is
+        the current reference; the one before it is what a rollback restores."""
+        stack: list[Reference] = []
+        for record in self.history():
+            if record.get("target") != target:
+                continue
+            if record.get("event") == "promote":
+                stack.append(Reference.from_dict(record["to"], self.history_location))
+            elif record.get("event") == "rollback" and stack:
+                stack.pop()
+        return stack
+
+
+class Deployments(DeploymentStore):
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+
+    def reference_location(self, target: str) -> str:
+        return str(self.reference_path(target))
+
+    @property
+    def history_location(self) -> str:
+        return str(self.history_path)
 
     def reference_path(self, target: str) -> Path:
         if target not in TARGETS:
@@ -114,21 +141,17 @@ class Deployments:
         """The current reference of ``target``, or None when nothing was promoted there yet."""
         path = self.reference_path(target)
         try:
-            text = path.read_text(encoding="utf-8")
+            data = path.read_bytes()
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise DeploymentError(f"{path}: cannot read ({exc.strerror})") from None
-        try:
-            raw = json.loads(text)
-        except ValueError as exc:
-            raise DeploymentError(f"{path}: not valid JSON ({exc})") from None
-        return Reference.from_dict(raw, str(path))
+        return parse_reference(data, str(path))
 
-    def write(self, target: str, reference: Reference) -> Path:
+    def write(self, target: str, reference: Reference) -> str:
         path = self.reference_path(target)
-        write_json_atomically(path, reference.to_dict())
-        return path
+        atomic_write(path, serialize_reference(reference))
+        return str(path)
 
     def append_history(self, record: dict[str, Any]) -> None:
         """Append one record, on a line of its own, durably (the file, and the directory when it
@@ -162,61 +185,23 @@ class Deployments:
             text = self.history_path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             return []
-        records = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                # An append cut short (a crash, a full disk): that promotion or rollback never
-                # completed its record. Reported, not fatal, so one torn line cannot end rollback.
-                _log.warning("%s:%d: %s", self.history_path, number, _TORN_LINE)
-                continue
-            if not isinstance(record, dict):
-                raise DeploymentError(f"{self.history_path}:{number}: not a JSON object")
-            records.append(record)
-        return records
-
-    def lineage(self, target: str) -> list[Reference]:
-        """The references ``target`` has stood on, replayed from the history as a stack: a
-        promotion pushes its reference, a rollback pops back to the one before. The last item is
-        the current reference; the one before it is what a rollback restores."""
-        stack: list[Reference] = []
-        for record in self.history():
-            if record.get("target") != target:
-                continue
-            if record.get("event") == "promote":
-                stack.append(Reference.from_dict(record["to"], str(self.history_path)))
-            elif record.get("event") == "rollback" and stack:
-                stack.pop()
-        return stack
+        return parse_history(text, str(self.history_path))
 
 
-def write_json_atomically(path: Path, document: dict[str, Any]) -> None:
-    """Write to a temporary file in the same directory, fsync, then ``os.replace``: a reader sees
-    the old document or the new one, never a half-written one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = (json.dumps(document, indent=2, allow_nan=False) + "\n").encode()
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            # mkstemp creates 0600: a server running as another user must read the reference.
-            os.fchmod(handle.fileno(), PUBLIC_MODE)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    fsync_directory(path.parent)
-
-
-def fsync_directory(directory: Path) -> None:
-    """Make a new or replaced directory entry durable."""
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+def parse_history(text: str, source: str) -> list[dict[str, Any]]:
+    """The records of a history.jsonl (a torn line is reported and skipped)."""
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            # An append cut short (a crash, a full disk): that promotion or rollback never
+            # completed its record. Reported, not fatal, so one torn line cannot end rollback.
+            _log.warning("%s:%d: %s", source, number, _TORN_LINE)
+            continue
+        if not isinstance(record, dict):
+            raise DeploymentError(f"{source}:{number}: not a JSON object")
+        records.append(record)
+    return records

@@ -10,12 +10,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from artifact_contract import ContractError, Manifest, sha256_file, verify_run_dir
+from artifact_contract import ContractError, Manifest, Reference, sha256_file, verify_run_dir
 
 # PromotionPolicy is re-exported: `trainer retrain` loads it from here.
 from trainer.policy import PromotionPolicy as PromotionPolicy
 from trainer.policy import QualityRule
-from trainer.promotion.deployments import Reference
 
 
 @dataclass(frozen=True)

@@ -20,24 +20,28 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from artifact_contract import ArtifactRoot, ContractError, Manifest, read_manifest
+from artifact_contract import ArtifactRoot, ContractError, Manifest, Reference, read_manifest
+from artifact_contract.files import write_json_atomically
 
 from trainer.errors import EXIT_GATE_FAILED, EXIT_OK, TrainerError
 from trainer.policy import POLICY_FILE
 from trainer.promotion.deployments import (
     TARGETS,
     DeploymentError,
-    Deployments,
-    Reference,
+    DeploymentStore,
     artifact_uri_of,
-    write_json_atomically,
+    open_run,
 )
 from trainer.promotion.gates import Gate, PromotionPolicy, integrity, quality, staged_and_approved
 from trainer.promotion.registry import Registry
+from trainer.promotion.s3deployments import open_deployments
 from trainer.promotion.smoke import smoke
+from trainer.s3store import S3ArtifactRoot
 from trainer.settings import Settings
 from trainer.training import provenance
 
@@ -70,6 +74,12 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="staging too: refuse a run worse than the current production model",
     )
+    parser.add_argument(
+        "--verify-url",
+        help="after promoting: wait until the server at this URL (following the target's "
+        "reference) serves the promoted digest, probe it, and roll back automatically when the "
+        "policy's [verification] SLOs fail (exit 3)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -90,11 +100,14 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     root = ArtifactRoot((args.output_dir or settings.artifact_root).absolute())
+    shared = None
+    if args.output_dir is None and settings.artifact_store is not None:
+        shared = S3ArtifactRoot(settings.artifact_store)
     policy = PromotionPolicy.load(args.policy or POLICY_FILE)
     try:
         record = promote(
             settings,
-            root,
+            shared or root,
             policy,
             version=args.version,
             target=args.target,
@@ -104,8 +117,50 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except PromotionRefused as exc:
         emit(exc.record, args.record)
         raise
+    if args.verify_url:
+        record = verify_or_roll_back(settings, record, args.verify_url, policy.path)
     emit(record, args.record)
+    if record.get("verification", {}).get("passed") is False:
+        rolled = record["rolled_back_by"]
+        sys.stderr.write(
+            f"error: post-promotion verification of {record['to_version']} failed "
+            f"({record['verification']['detail']}); {record['target']} rolled back to "
+            f"{rolled['to_version'] if rolled else '(rollback failed)'}\n"
+        )
+        return EXIT_GATE_FAILED
     return EXIT_OK
+
+
+def verify_or_roll_back(
+    settings: Settings, record: dict[str, Any], url: str, policy_path: Path
+) -> dict[str, Any]:
+    """Post-promotion verification of a promotion just installed; on failure, the automatic
+    rollback (its own history record, ``automatic: true`` with the reason)."""
+    from trainer.promotion.rollback import rollback
+    from trainer.promotion.verify import VerificationPolicy, verify
+
+    policy = VerificationPolicy.load(policy_path)
+    reference = record["to"]
+    with open_run(reference["artifact_uri"], downloads_dir(settings)) as run_dir:
+        examples = [dict(example.input) for example in read_manifest(run_dir).examples]
+    result = verify(url, reference["manifest_sha256"], examples, policy)
+    record = {**record, "verification": result.to_dict()}
+    if result.passed:
+        _log.info("verification passed: %s", result.detail)
+        return record
+    _log.error("verification failed: %s; rolling %s back", result.detail, record["target"])
+    try:
+        rolled = rollback(
+            settings,
+            target=record["target"],
+            approved_by=record["approved_by"],
+            reason=f"post-promotion verification failed: {result.detail}",
+            only_if_current=reference["manifest_sha256"],
+        )
+    except (TrainerError, ContractError) as exc:
+        _log.error("automatic rollback failed: %s", exc)
+        return {**record, "rolled_back_by": None}
+    return {**record, "rolled_back_by": {"to_version": rolled["to_version"], "at": rolled["at"]}}
 
 
 def emit(record: dict[str, Any], path: Path | None) -> None:
@@ -116,7 +171,7 @@ def emit(record: dict[str, Any], path: Path | None) -> None:
 
 def promote(
     settings: Settings,
-    root: ArtifactRoot,
+    root: ArtifactRoot | S3ArtifactRoot,
     policy: PromotionPolicy,
     *,
     version: str,
@@ -124,9 +179,10 @@ def promote(
     approved_by: str | None,
     against_production: bool = False,
 ) -> dict[str, Any]:
-    deployments = Deployments(settings.deployments_dir)
-    run_dir = root.run_dir(version)
-    with deployments.lock():
+    """Run the gates on ``version`` of ``root`` (a local artifact root, or the shared store in
+    S3, downloaded and verified here), then install it as ``target``'s reference."""
+    deployments = open_deployments(settings)
+    with deployments.lock(), candidate(settings, root, version) as (run_dir, artifact_uri):
         current = deployments.read(target)
         record = new_record(settings, "promote", target, version, current, policy, approved_by)
         gates = GateRunner(record, f"promotion of {version} to {target}")
@@ -138,7 +194,7 @@ def promote(
             raise DeploymentError(f"{version} is already the {target} reference: nothing to do")
         production = None
         if target == "production" or against_production:
-            production = production_manifest(deployments, manifest_sha256)
+            production = production_manifest(settings, deployments, manifest_sha256)
         gates.check(quality(manifest, policy, production, settings.registered_model_name))
         if target == "production":
             staging = deployments.read("staging")
@@ -147,7 +203,7 @@ def promote(
 
         reference = Reference(
             model_version=version,
-            artifact_uri=artifact_uri_of(run_dir),
+            artifact_uri=artifact_uri,
             manifest_sha256=manifest_sha256,
             promoted_at=record["at"],
             approved_by=approved_by.strip() if approved_by and approved_by.strip() else None,
@@ -177,14 +233,35 @@ class GateRunner:
         return gate
 
 
-def production_manifest(deployments: Deployments, candidate_sha256: str) -> Manifest | None:
+@contextmanager
+def candidate(
+    settings: Settings, root: ArtifactRoot | S3ArtifactRoot, version: str
+) -> Iterator[tuple[Path, str]]:
+    """(local run directory, artifact URI for the reference) of the run to promote."""
+    if isinstance(root, S3ArtifactRoot):
+        with root.downloaded(version, downloads_dir(settings)) as run_dir:
+            yield run_dir, root.run_uri(version)
+    else:
+        run_dir = root.run_dir(version)
+        yield run_dir, artifact_uri_of(run_dir)
+
+
+def downloads_dir(settings: Settings) -> Path:
+    """Where runs in S3 are downloaded to be verified (each into a fresh directory)."""
+    return settings.artifact_root.absolute() / ".downloads"
+
+
+def production_manifest(
+    settings: Settings, deployments: DeploymentStore, candidate_sha256: str
+) -> Manifest | None:
     """The manifest of the current production model to compare against; None when there is no
     production model yet, or it is this very artifact."""
     production = deployments.read("production")
     if production is None or production.manifest_sha256 == candidate_sha256:
         return None
     try:
-        return read_manifest(production.run_dir)
+        with open_run(production.artifact_uri, downloads_dir(settings)) as run_dir:
+            return read_manifest(run_dir)
     except ContractError as exc:
         raise DeploymentError(
             f"cannot read the current production model {production.model_version}: {exc}"
@@ -221,7 +298,7 @@ def new_record(
 
 def install(
     settings: Settings,
-    deployments: Deployments,
+    deployments: DeploymentStore,
     target: str,
     reference: Reference,
     record: dict[str, Any],

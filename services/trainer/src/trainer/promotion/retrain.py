@@ -19,9 +19,10 @@ from artifact_contract.files import write_json_atomically
 
 from trainer.errors import EXIT_GATE_FAILED, EXIT_OK, TrainerError
 from trainer.policy import POLICY_FILE
-from trainer.promotion.deployments import Deployments
+from trainer.promotion.deployments import open_run
 from trainer.promotion.gates import PromotionPolicy
-from trainer.promotion.promote import PromotionRefused, add_common_arguments, promote
+from trainer.promotion.promote import PromotionRefused, add_common_arguments, downloads_dir, promote
+from trainer.promotion.s3deployments import open_deployments
 from trainer.settings import Settings
 from trainer.train import parse_train_flags
 from trainer.training.pipeline import train
@@ -100,11 +101,12 @@ def train_candidate(settings: Settings, data_uri: str, train_args: str, root_dir
 
 
 def current_production(settings: Settings) -> Manifest | None:
-    reference = Deployments(settings.deployments_dir).read("production")
+    reference = open_deployments(settings).read("production")
     if reference is None:
         return None
     try:
-        return read_manifest(reference.run_dir)
+        with open_run(reference.artifact_uri, downloads_dir(settings)) as run_dir:
+            return read_manifest(run_dir)
     except ContractError as exc:
         raise TrainerError(f"production {reference.model_version}: {exc}") from None
 

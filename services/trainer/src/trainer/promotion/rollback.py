@@ -13,12 +13,20 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from artifact_contract import read_manifest
+from artifact_contract import Reference, read_manifest
 
 from trainer.errors import EXIT_OK
-from trainer.promotion.deployments import TARGETS, DeploymentError, Deployments, Reference
+from trainer.promotion.deployments import TARGETS, DeploymentError, open_run
 from trainer.promotion.gates import integrity
-from trainer.promotion.promote import GateRunner, PromotionRefused, emit, install, new_record
+from trainer.promotion.promote import (
+    GateRunner,
+    PromotionRefused,
+    downloads_dir,
+    emit,
+    install,
+    new_record,
+)
+from trainer.promotion.s3deployments import open_deployments
 from trainer.promotion.smoke import smoke
 from trainer.settings import Settings
 
@@ -49,17 +57,32 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def rollback(settings: Settings, *, target: str, approved_by: str | None) -> dict[str, Any]:
-    deployments = Deployments(settings.deployments_dir)
+def rollback(
+    settings: Settings,
+    *,
+    target: str,
+    approved_by: str | None,
+    reason: str | None = None,
+    only_if_current: str | None = None,
+) -> dict[str, Any]:
+    """Restore ``target``'s previous reference. ``reason`` marks an automatic rollback (post-
+    promotion verification); ``only_if_current`` refuses unless that digest is still current
+    (so an automatic rollback never undoes a later promotion by someone else)."""
+    deployments = open_deployments(settings)
     with deployments.lock():
         current = deployments.read(target)
         if current is None:
             raise DeploymentError(f"nothing to roll back: {target} has no reference")
+        if only_if_current is not None and current.manifest_sha256 != only_if_current:
+            raise DeploymentError(
+                f"{target} moved to {current.model_version} meanwhile: not rolling it back"
+            )
         lineage = deployments.lineage(target)
         if not lineage or lineage[-1].manifest_sha256 != current.manifest_sha256:
             raise DeploymentError(
-                f"{deployments.reference_path(target)} ({current.model_version}) is not the "
-                f"latest reference recorded in {deployments.history_path}; refusing to guess"
+                f"{deployments.reference_location(target)} ({current.model_version}) is not "
+                f"the latest reference recorded in {deployments.history_location}; refusing "
+                "to guess"
             )
         if len(lineage) < 2:
             raise DeploymentError(
@@ -69,11 +92,13 @@ def rollback(settings: Settings, *, target: str, approved_by: str | None) -> dic
         record = new_record(
             settings, "rollback", target, previous.model_version, current, None, approved_by
         )
+        if reason is not None:
+            record.update(automatic=True, reason=reason)
         gates = GateRunner(record, f"rollback of {target} to {previous.model_version}")
-        run_dir = previous.run_dir
-        gates.check(integrity(run_dir, previous.manifest_sha256))
-        manifest = read_manifest(run_dir)
-        gates.check(smoke(settings.inference_bin, run_dir, manifest, previous.manifest_sha256))
+        with open_run(previous.artifact_uri, downloads_dir(settings)) as run_dir:
+            gates.check(integrity(run_dir, previous.manifest_sha256))
+            manifest = read_manifest(run_dir)
+            gates.check(smoke(settings.inference_bin, run_dir, manifest, previous.manifest_sha256))
         restored = Reference(
             model_version=previous.model_version,
             artifact_uri=previous.artifact_uri,

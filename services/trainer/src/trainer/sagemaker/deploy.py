@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from artifact_contract import Reference
 from artifact_contract.files import write_json_atomically
 
 from trainer import handoff
 from trainer.errors import EXIT_OK
-from trainer.promotion.deployments import Reference
 from trainer.sagemaker import service
 from trainer.settings import Settings
 

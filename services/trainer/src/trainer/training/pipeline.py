@@ -17,6 +17,7 @@ from pathlib import Path
 
 from artifact_contract import ArtifactRoot, Manifest, QualityGate
 
+from trainer.s3store import S3ArtifactRoot
 from trainer.settings import Settings, disable_mlflow_telemetry
 from trainer.training import data, evaluate, model, provenance, schema, tracking
 from trainer.training.publish import Published, TrainingOutcome, publish_run
@@ -64,14 +65,21 @@ def train(config: TrainConfig, settings: Settings) -> TrainResult:
     started = time.perf_counter()
     disable_mlflow_telemetry()
     root = ArtifactRoot((config.output_dir or settings.artifact_root).absolute())
+    shared = None
+    if config.output_dir is None and settings.artifact_store is not None:
+        shared = S3ArtifactRoot(settings.artifact_store)
     tracking.preflight(settings.tracking_uri)
     # Libraries print to stdout (MLflow's "View run" links); stdout belongs to the caller.
     with contextlib.redirect_stdout(sys.stderr):
-        return _train(config, settings, root, started)
+        return _train(config, settings, root, shared, started)
 
 
 def _train(
-    config: TrainConfig, settings: Settings, root: ArtifactRoot, started: float
+    config: TrainConfig,
+    settings: Settings,
+    root: ArtifactRoot,
+    shared: S3ArtifactRoot | None,
+    started: float,
 ) -> TrainResult:
     if config.data_uri:
         dataset = data.load(config.data_uri)
@@ -146,7 +154,7 @@ def _train(
             training_data=frame,
         )
 
-    published, tracked = publish_run(root, outcome, record)
+    published, tracked = publish_run(root, outcome, record, shared)
     _log.info(
         "mlflow: run %s, logged model %s, registered %s version %s",
         tracked.run_id,
@@ -158,7 +166,7 @@ def _train(
     _log.info(
         "published %s at %s (latest %s) in %.1f s",
         published.version,
-        published.run_dir,
+        published.artifact_uri,
         "-> " + published.version if published.is_latest else "unchanged",
         wall,
     )

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,7 @@ from artifact_contract import (
 )
 
 from trainer.errors import TrainerError
+from trainer.s3store import S3ArtifactRoot
 from trainer.training import serialization
 from trainer.training.data import Dataset
 from trainer.training.evaluate import Split
@@ -69,16 +72,23 @@ class Published:
     manifest: Manifest
     manifest_sha256: str
     is_latest: bool  # latest pointed here right after publishing
+    # Where the run is published: file:// of run_dir, or s3://.../runs/vNNN/ in shared store
+    # mode (run_dir is then this machine's copy of what was uploaded).
+    artifact_uri: str
 
 
 def publish_run(
     root: ArtifactRoot,
     outcome: TrainingOutcome,
     record: Callable[[Path, Manifest, str], Recorded],
+    shared: S3ArtifactRoot | None = None,
 ) -> tuple[Published, Recorded]:
-    """Write, ``record(run_dir, manifest, manifest_sha256)``, then publish; returns both."""
+    """Write, ``record(run_dir, manifest, manifest_sha256)``, then publish; returns both.
+
+    With ``shared``, the run is staged under ``root`` and published to S3 (``root`` keeps a copy
+    of what was uploaded)."""
     try:
-        return _publish_run(root, outcome, record)
+        return _publish_run(root, outcome, record, shared)
     except OSError as exc:
         # The staging directory is removed on the way out: nothing half-written stays behind.
         where = exc.filename or root.root
@@ -94,6 +104,7 @@ def _publish_run(
     root: ArtifactRoot,
     outcome: TrainingOutcome,
     record: Callable[[Path, Manifest, str], Recorded],
+    shared: S3ArtifactRoot | None,
 ) -> tuple[Published, Recorded]:
     schema = outcome.schema
     with root.staging() as staging:
@@ -116,15 +127,30 @@ def _publish_run(
             written.update(manifest=manifest, sha256=digest)
             written["recorded"] = record(run_dir, manifest, digest)
 
-        version = root.publish(staging, finalize, move_latest=outcome.gate.passed)
+        if shared is None:
+            version = root.publish(staging, finalize, move_latest=outcome.gate.passed)
+        else:
+            version = shared.publish(staging, finalize, move_latest=outcome.gate.passed)
+            _keep_copy(staging, root.run_dir(version))
     published = Published(
         version=version,
         run_dir=root.run_dir(version),
         manifest=written["manifest"],
         manifest_sha256=written["sha256"],
-        is_latest=root.latest_version() == version,
+        is_latest=(shared or root).latest_version() == version,
+        artifact_uri=root.run_dir(version).resolve().as_uri()
+        if shared is None
+        else shared.run_uri(version),
     )
     return published, written["recorded"]
+
+
+def _keep_copy(staging: Path, run_dir: Path) -> None:
+    # Versions are unique per S3 root, so a local directory of that name is a leftover of an
+    # emptied bucket: the uploaded files replace it.
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    os.rename(staging, run_dir)
 
 
 def example_rows(data: Split, schema: TableSchema) -> pd.DataFrame:

@@ -121,6 +121,23 @@ def track(
         raise TrackingError(_tracking_failed(tracking_uri, str(exc))) from None
 
 
+def once_more_if_raced(call: Any, *args: Any, **kwargs: Any) -> None:
+    """MLflow's SQL store inserts a dataset (digest) after checking it is not there; two runs on
+    the same data logged at once through an `mlflow server` can both pass the check, and one
+    gets a unique-key violation. The row exists then, so the same call once more succeeds."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        call(*args, **kwargs)
+    except MlflowException as exc:
+        text = str(exc)
+        if not any(s in text for s in ("UniqueViolation", "duplicate key", "UNIQUE constraint")):
+            raise
+        _log.info("another run logged the same dataset at the same moment; retrying once")
+        time.sleep(0.5)
+        call(*args, **kwargs)
+
+
 def _tracking_failed(tracking_uri: str, reason: str) -> str:
     first = first_line(reason, default="unknown error")
     # SQLAlchemy prefixes the driver's message with its class: "(sqlite3.OperationalError) ...".
@@ -196,7 +213,8 @@ def _track(
         dataset = _dataset(manifest, training_data)
         dataset_entity = dataset.entity
         now = int(time.time() * 1000)
-        client.log_batch(
+        once_more_if_raced(
+            client.log_batch,
             run_id,
             metrics=[
                 Metric(key, value, now, 0, model.model_id, dataset.name, dataset.digest, run_id)
@@ -209,7 +227,9 @@ def _track(
             InputTag("mlflow.data.context", "training"),
             InputTag("sha256", manifest.data.sha256),
         ]
-        client.log_inputs(run_id, datasets=[DatasetInput(dataset_entity, context)])
+        once_more_if_raced(
+            client.log_inputs, run_id, datasets=[DatasetInput(dataset_entity, context)]
+        )
         client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
         client.log_model_artifacts(model.model_id, str(run_dir))
         client.finalize_logged_model(model.model_id, "READY")
