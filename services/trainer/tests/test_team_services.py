@@ -10,8 +10,6 @@ import json
 import os
 import pwd
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +24,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from tests.conftest import REPO_ROOT, SAMPLES
+from trainer.processes import free_port, stop
 
 pytestmark = pytest.mark.slow
 
@@ -33,13 +32,6 @@ BIN = Path(sys.executable).parent
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 BUCKET = "team"
 RECORD = {"age": 42, "income_k": 88.0, "tenure_years": 6}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def wait_http(url: str, process: subprocess.Popen[bytes], what: str, timeout: float) -> None:
@@ -52,16 +44,6 @@ def wait_http(url: str, process: subprocess.Popen[bytes], what: str, timeout: fl
         except OSError:
             assert time.monotonic() < deadline, f"{what} did not start in {timeout:.0f} s"
             time.sleep(0.2)
-
-
-def stop_group(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 def as_unprivileged(argv: list[str]) -> list[str]:
@@ -110,7 +92,7 @@ def postgres() -> Iterator[str]:
             time.sleep(0.2)
         yield f"postgresql+psycopg://mlflow@127.0.0.1:{port}/postgres"
     finally:
-        stop_group(server)
+        stop(server)
         shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -159,7 +141,7 @@ def mlflow(
         wait_http(url + "/health", server, "mlflow server", 120)
         yield url
     finally:
-        stop_group(server)
+        stop(server)
 
 
 def clone(tmp: Path, name: str) -> Path:
@@ -287,5 +269,5 @@ def test_two_machines_share_registry_store_and_references(
         assert [failure for load in loads for failure in load.failed] == []
         assert sum(load.sent for load in loads) > 0
     finally:
-        stop_group(server)
+        stop(server)
     shutil.rmtree(tmp_path / "laptop-a", ignore_errors=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 import urllib.request
@@ -17,8 +16,8 @@ import pytest
 
 from tests.conftest import SAMPLES, make_settings, run_cli
 from trainer.policy import POLICY_FILE
+from trainer.processes import free_port, stop
 from trainer.promotion.deployments import Deployments
-from trainer.promotion.smoke import free_port
 from trainer.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -67,8 +66,7 @@ def server(world: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 time.sleep(0.1)
         yield url
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+        stop(process)
 
 
 def policy_with(tmp_path: Path, **slo: float) -> Path:

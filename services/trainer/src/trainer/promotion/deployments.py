@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from artifact_contract import Reference, exclusive_lock, parse_reference, serialize_reference
-from artifact_contract.files import atomic_write, fsync_directory, write_json_atomically
+from artifact_contract.files import atomic_write, fsync_directory
 from artifact_contract.reference import TARGETS as TARGETS  # re-exported: the CLI choices
 
 from trainer import s3store
