@@ -21,10 +21,22 @@ from trainer.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED, Traine
 from trainer.logs import configure_logging
 from trainer.monitoring import drift, traffic
 from trainer.promotion import promote, retrain, rollback
-from trainer.sagemaker import deploy, submit
+from trainer.sagemaker import deploy, submit, transform
 from trainer.settings import Settings
 
-SUBCOMMANDS = (train, sample_data, submit, drift, traffic, promote, rollback, retrain, deploy, k8s)
+SUBCOMMANDS = (
+    train,
+    sample_data,
+    submit,
+    transform,
+    drift,
+    traffic,
+    promote,
+    rollback,
+    retrain,
+    deploy,
+    k8s,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
