@@ -226,10 +226,7 @@ def send(client: Any, request: dict[str, Any]) -> str:
     try:
         response = client.create_training_job(**request)
     except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise SubmitError(
-            f"SageMaker refused the job: {error.get('Code')}: {error.get('Message')}"
-        ) from None
+        raise SubmitError(f"SageMaker refused the job: {service.error_text(exc)}") from None
     except BotoCoreError as exc:
         raise SubmitError(f"cannot reach SageMaker: {exc}") from None
     return str(response["TrainingJobArn"])
