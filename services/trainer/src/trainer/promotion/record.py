@@ -83,10 +83,6 @@ class PromotionRecord:
     def to_version(self) -> str | None:
         return self.installed.model_version if self.installed else None
 
-    @property
-    def verification_failed(self) -> bool:
-        return self.verification is not None and not self.verification.passed
-
     def add_gate(self, gate: Gate) -> int:
         """Record a gate that ran; its number (1-based). A failed gate refuses the record."""
         self.gates.append(gate)
