@@ -117,6 +117,7 @@ def test_a_candidate_breaking_the_slos_is_rolled_back_on_its_own(
         ("rollback", "v001", True),
     ]
     assert history[-1]["reason"].startswith("post-promotion verification failed: p99")
+    assert record["rolled_back_by"] == {"to_version": "v001", "at": history[-1]["at"]}
     reference = Deployments(world.deployments_dir).read("staging")
     assert reference is not None and reference.model_version == "v001"
     deadline = time.monotonic() + 15
@@ -140,5 +141,6 @@ def test_a_candidate_meeting_the_slos_is_verified(
     verification = result.summary["verification"]
     assert verification["passed"] is True
     assert verification["error_rate"] == 0.0
+    assert "rolled_back_by" not in result.summary
     assert served_version(server) == "v002"
     assert Deployments(world.deployments_dir).history()[-1]["event"] == "promote"

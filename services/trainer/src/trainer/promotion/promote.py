@@ -38,12 +38,12 @@ from trainer.promotion.deployments import (
     open_run,
 )
 from trainer.promotion.gates import Gate, PromotionPolicy, integrity, quality, staged_and_approved
+from trainer.promotion.record import PromotionRecord, RegistryAlias
 from trainer.promotion.registry import Registry
 from trainer.promotion.s3deployments import open_deployments
 from trainer.promotion.smoke import smoke
 from trainer.s3store import S3ArtifactRoot
 from trainer.settings import Settings
-from trainer.training import provenance
 
 _log = logging.getLogger("trainer")
 
@@ -53,7 +53,7 @@ class PromotionRefused(TrainerError):
 
     exit_code = EXIT_GATE_FAILED
 
-    def __init__(self, message: str, record: dict[str, Any]) -> None:
+    def __init__(self, message: str, record: PromotionRecord) -> None:
         super().__init__(message)
         self.record = record
 
@@ -120,53 +120,55 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.verify_url:
         record = verify_or_roll_back(settings, record, args.verify_url, policy.path)
     emit(record, args.record)
-    if record.get("verification", {}).get("passed") is False:
-        rolled = record["rolled_back_by"]
+    if record.verification is not None and not record.verification.passed:
+        rolled = record.rollback
         sys.stderr.write(
-            f"error: post-promotion verification of {record['to_version']} failed "
-            f"({record['verification']['detail']}); {record['target']} rolled back to "
-            f"{rolled['to_version'] if rolled else '(rollback failed)'}\n"
+            f"error: post-promotion verification of {record.to_version} failed "
+            f"({record.verification.detail}); {record.target} rolled back to "
+            f"{rolled.to_version if rolled else '(rollback failed)'}\n"
         )
         return EXIT_GATE_FAILED
     return EXIT_OK
 
 
 def verify_or_roll_back(
-    settings: Settings, record: dict[str, Any], url: str, policy_path: Path
-) -> dict[str, Any]:
+    settings: Settings, record: PromotionRecord, url: str, policy_path: Path
+) -> PromotionRecord:
     """Post-promotion verification of a promotion just installed; on failure, the automatic
     rollback (its own history record, ``automatic: true`` with the reason)."""
     from trainer.promotion.rollback import rollback
     from trainer.promotion.verify import VerificationPolicy, verify
 
     policy = VerificationPolicy.load(policy_path)
-    reference = record["to"]
-    with open_run(reference["artifact_uri"], downloads_dir(settings)) as run_dir:
+    reference = record.installed
+    if reference is None:
+        raise TrainerError(f"{record.target}: nothing was installed to verify")
+    with open_run(reference.artifact_uri, downloads_dir(settings)) as run_dir:
         examples = [dict(example.input) for example in read_manifest(run_dir).examples]
-    result = verify(url, reference["manifest_sha256"], examples, policy)
-    record = {**record, "verification": result.to_dict()}
+    result = verify(url, reference.manifest_sha256, examples, policy)
+    record.verification = result
     if result.passed:
         _log.info("verification passed: %s", result.detail)
         return record
-    _log.error("verification failed: %s; rolling %s back", result.detail, record["target"])
+    _log.error("verification failed: %s; rolling %s back", result.detail, record.target)
     try:
-        rolled = rollback(
+        record.rollback = rollback(
             settings,
-            target=record["target"],
-            approved_by=record["approved_by"],
+            target=record.target,
+            approved_by=record.approved_by,
             reason=f"post-promotion verification failed: {result.detail}",
-            only_if_current=reference["manifest_sha256"],
+            only_if_current=reference.manifest_sha256,
         )
     except (TrainerError, ContractError) as exc:
         _log.error("automatic rollback failed: %s", exc)
-        return {**record, "rolled_back_by": None}
-    return {**record, "rolled_back_by": {"to_version": rolled["to_version"], "at": rolled["at"]}}
+    return record
 
 
-def emit(record: dict[str, Any], path: Path | None) -> None:
-    sys.stdout.write(json.dumps(record, indent=2) + "\n")
+def emit(record: PromotionRecord, path: Path | None) -> None:
+    document = record.to_dict()
+    sys.stdout.write(json.dumps(document, indent=2) + "\n")
     if path is not None:
-        write_json_atomically(path, record)
+        write_json_atomically(path, document)
 
 
 def promote(
@@ -178,13 +180,15 @@ def promote(
     target: str,
     approved_by: str | None,
     against_production: bool = False,
-) -> dict[str, Any]:
+) -> PromotionRecord:
     """Run the gates on ``version`` of ``root`` (a local artifact root, or the shared store in
     S3, downloaded and verified here), then install it as ``target``'s reference."""
     deployments = open_deployments(settings)
     with deployments.lock(), candidate(settings, root, version) as (run_dir, artifact_uri):
         current = deployments.read(target)
-        record = new_record(settings, "promote", target, version, current, policy, approved_by)
+        record = PromotionRecord.start(
+            settings, "promote", target, version, current, policy, approved_by
+        )
         gates = GateRunner(record, f"promotion of {version} to {target}")
 
         first = gates.check(integrity(run_dir))
@@ -205,7 +209,7 @@ def promote(
             model_version=version,
             artifact_uri=artifact_uri,
             manifest_sha256=manifest_sha256,
-            promoted_at=record["at"],
+            promoted_at=record.at,
             approved_by=approved_by.strip() if approved_by and approved_by.strip() else None,
         )
         install(settings, deployments, target, reference, record, policy.sha256)
@@ -215,16 +219,13 @@ def promote(
 class GateRunner:
     """Runs gates in order into the record; the first failure raises PromotionRefused."""
 
-    def __init__(self, record: dict[str, Any], action: str) -> None:
+    def __init__(self, record: PromotionRecord, action: str) -> None:
         self.record = record
         self.action = action
 
     def check(self, gate: Gate) -> Gate:
-        self.record["gates"].append(gate.to_dict())
-        number = len(self.record["gates"])
+        number = self.record.add_gate(gate)
         if not gate.passed:
-            self.record["outcome"] = "refused"
-            self.record["refused_at"] = gate.name
             raise PromotionRefused(
                 f"{self.action} refused at gate {number} ({gate.name}): {gate.detail}",
                 self.record,
@@ -268,40 +269,12 @@ def production_manifest(
         ) from None
 
 
-def new_record(
-    settings: Settings,
-    event: str,
-    target: str,
-    model_version: str,
-    current: Reference | None,
-    policy: PromotionPolicy | None,
-    approved_by: str | None,
-) -> dict[str, Any]:
-    git = provenance.git_info(settings.repo_root)
-    return {
-        "event": event,
-        "target": target,
-        "at": provenance.utc_now(),
-        "outcome": "started",
-        "model_version": model_version,
-        "from_version": current.model_version if current else None,
-        "to_version": None,
-        "from": current.to_dict() if current else None,
-        "to": None,
-        "approved_by": approved_by,
-        "gates": [],
-        "policy": None if policy is None else {"path": str(policy.path), "sha256": policy.sha256},
-        "git": None if git is None else {"commit": git.commit, "dirty": git.dirty},
-        "registry": None,
-    }
-
-
 def install(
     settings: Settings,
     deployments: DeploymentStore,
     target: str,
     reference: Reference,
-    record: dict[str, Any],
+    record: PromotionRecord,
     policy_sha256: str | None,
 ) -> None:
     """After every gate passed: the registry alias, then the reference, then the history record.
@@ -313,22 +286,14 @@ def install(
         tags["policy_sha256"] = policy_sha256
     registry.move_alias(target, registered, tags)
     path = deployments.write(target, reference)
-    record.update(
-        outcome="promoted" if record["event"] == "promote" else "rolled_back",
-        to_version=reference.model_version,
-        to=reference.to_dict(),
-        registry={
-            "name": registered.name,
-            "version": registered.version,
-            "alias": target,
-            "tracking_uri": settings.tracking_uri,
-        },
+    record.install(
+        reference, RegistryAlias(registered.name, registered.version, target, settings.tracking_uri)
     )
-    deployments.append_history(record)
+    deployments.append_history(record.to_dict())
     _log.info(
         "%s: %s -> %s (registry %s version %s, alias %s); reference %s",
         target,
-        record["from_version"] or "none",
+        record.from_version or "none",
         reference.model_version,
         registered.name,
         registered.version,

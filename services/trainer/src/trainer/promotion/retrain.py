@@ -74,10 +74,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             target="staging",
             approved_by=args.approved_by,
             against_production=True,
-        )
+        ).to_dict()
         summary["outcome"] = f"{version} promoted to staging"
     except PromotionRefused as exc:
-        summary["promotion"] = exc.record
+        summary["promotion"] = exc.record.to_dict()
         summary["outcome"] = f"{version} not promoted: {exc}"
         _log.error("error: %s", exc)
         code = EXIT_GATE_FAILED

@@ -24,8 +24,8 @@ from trainer.promotion.promote import (
     downloads_dir,
     emit,
     install,
-    new_record,
 )
+from trainer.promotion.record import PromotionRecord
 from trainer.promotion.s3deployments import open_deployments
 from trainer.promotion.smoke import smoke
 from trainer.settings import Settings
@@ -64,7 +64,7 @@ def rollback(
     approved_by: str | None,
     reason: str | None = None,
     only_if_current: str | None = None,
-) -> dict[str, Any]:
+) -> PromotionRecord:
     """Restore ``target``'s previous reference. ``reason`` marks an automatic rollback (post-
     promotion verification); ``only_if_current`` refuses unless that digest is still current
     (so an automatic rollback never undoes a later promotion by someone else)."""
@@ -89,11 +89,9 @@ def rollback(
                 f"nothing to roll back to: {current.model_version} is the first {target} reference"
             )
         previous = lineage[-2]
-        record = new_record(
-            settings, "rollback", target, previous.model_version, current, None, approved_by
+        record = PromotionRecord.start(
+            settings, "rollback", target, previous.model_version, current, None, approved_by, reason
         )
-        if reason is not None:
-            record.update(automatic=True, reason=reason)
         gates = GateRunner(record, f"rollback of {target} to {previous.model_version}")
         with open_run(previous.artifact_uri, downloads_dir(settings)) as run_dir:
             gates.check(integrity(run_dir, previous.manifest_sha256))
@@ -103,7 +101,7 @@ def rollback(
             model_version=previous.model_version,
             artifact_uri=previous.artifact_uri,
             manifest_sha256=previous.manifest_sha256,
-            promoted_at=record["at"],
+            promoted_at=record.at,
             # The artifact's approval is the one it was promoted with; who asked for the
             # rollback is in the history record.
             approved_by=previous.approved_by,

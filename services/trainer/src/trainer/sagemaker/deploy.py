@@ -121,7 +121,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         instance_count=args.instance_count,
         environment=parse_environment(args.env),
     )
-    validate(plan)
+    service.validate(plan.requests(), DeployError)
     record: dict[str, Any] = {
         "target": args.target,
         "endpoint": plan.endpoint,
@@ -172,12 +172,7 @@ def build_plan(
 ) -> Plan:
     """The exact keyword arguments for boto3's create_model, create_endpoint_config,
     create_endpoint and update_endpoint."""
-    if not service.RESOURCE_NAME.match(endpoint):
-        raise DeployError(f"endpoint name {endpoint!r}: 1-63 letters, digits and hyphens")
-    if not image_uri.strip():
-        raise DeployError("--image-uri is empty")
-    if not service.ROLE_ARN.match(role_arn):
-        raise DeployError(f"--role-arn {role_arn!r} is not an IAM role ARN")
+    service.check_identity("endpoint name", endpoint, image_uri, role_arn, DeployError)
     artifact = handoff.s3_artifact(reference)
 
     container: dict[str, Any] = {
@@ -234,14 +229,6 @@ def _resource_name(endpoint: str, version: str, request: dict[str, Any]) -> str:
     digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:10]
     suffix = f"-{version}-{digest}"
     return endpoint[: 63 - len(suffix)].rstrip("-") + suffix
-
-
-def validate(plan: Plan) -> None:
-    """botocore's own check of every request against the SageMaker service model."""
-    for operation, request in plan.requests().items():
-        errors = service.request_errors(operation, request)
-        if errors:
-            raise DeployError(f"invalid {operation} request: {errors}")
 
 
 def send(client: Any, plan: Plan) -> dict[str, Any]:
@@ -317,19 +304,15 @@ def _describe(describe: Any, **name: str) -> dict[str, Any] | None:
 def wait(client: Any, plan: Plan) -> str:
     """Block until the endpoint settles; it must be InService on the new config (a failed
     update leaves it InService on the previous one, which is an error here)."""
-    from botocore.exceptions import BotoCoreError, ClientError, WaiterError
-
-    try:
-        client.get_waiter("endpoint_in_service").wait(
-            EndpointName=plan.endpoint,
-            WaiterConfig={"Delay": _WAIT_DELAY_SECONDS, "MaxAttempts": _WAIT_ATTEMPTS},
-        )
-    except WaiterError:
-        pass  # a Failed endpoint ends the waiter with an error; describe says why
-    try:
-        endpoint = client.describe_endpoint(EndpointName=plan.endpoint)
-    except (BotoCoreError, ClientError) as exc:
-        raise DeployError(f"cannot describe endpoint {plan.endpoint}: {exc}") from None
+    endpoint = service.settle(
+        client,
+        f"endpoint {plan.endpoint}",
+        "endpoint_in_service",
+        "describe_endpoint",
+        {"EndpointName": plan.endpoint},
+        {"Delay": _WAIT_DELAY_SECONDS, "MaxAttempts": _WAIT_ATTEMPTS},
+        DeployError,
+    )
     status = str(endpoint["EndpointStatus"])
     reason = endpoint.get("FailureReason") or "no reason given"
     if status != "InService":

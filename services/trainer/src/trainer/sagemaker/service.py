@@ -1,11 +1,14 @@
 """The SageMaker API as botocore models it, shared by ``trainer submit`` and ``trainer deploy``:
-the request check AWS runs first, resource-name rules, and the boto3 client."""
+the request check AWS runs first, resource-name rules, waiting for a resource to settle, and the
+boto3 client."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 from typing import Any
+
+from trainer.errors import TrainerError
 
 # SageMaker's pattern for job, model, endpoint-config and endpoint names.
 RESOURCE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -24,6 +27,53 @@ def request_errors(operation: str, request: Mapping[str, Any]) -> str:
         return f"botocore has no input shape for {operation}"
     report = ParamValidator().validate(request, shape)
     return " ".join(report.generate_report().split()) if report.has_errors() else ""
+
+
+def check_identity(
+    kind: str, name: str, image_uri: str, role_arn: str, error: type[TrainerError]
+) -> None:
+    """The resource name (``kind`` says which, e.g. "job name"), image and role of a request,
+    checked before the request is built; the first problem raises ``error``."""
+    if not RESOURCE_NAME.match(name):
+        raise error(f"{kind} {name!r}: 1-63 letters, digits and hyphens")
+    if not image_uri.strip():
+        raise error("--image-uri is empty")
+    if not ROLE_ARN.match(role_arn):
+        raise error(f"--role-arn {role_arn!r} is not an IAM role ARN")
+
+
+def validate(requests: Mapping[str, Mapping[str, Any]], error: type[TrainerError]) -> None:
+    """botocore's own check of each request (under its operation's name) against the SageMaker
+    service model; the first invalid one raises ``error``."""
+    for operation, request in requests.items():
+        errors = request_errors(operation, request)
+        if errors:
+            raise error(f"invalid {operation} request: {errors}")
+
+
+def settle(
+    client: Any,
+    what: str,
+    waiter: str,
+    describe: str,
+    name: dict[str, str],
+    wait_config: dict[str, int],
+    error: type[TrainerError],
+) -> dict[str, Any]:
+    """Block on boto3's ``waiter`` until ``what`` (e.g. "endpoint e1", named to the API by
+    ``name``: ``{"EndpointName": "e1"}``) settles, then its description by the ``describe``
+    call; a failure ends the waiter too, and the caller reads why from the description."""
+    from botocore.exceptions import BotoCoreError, ClientError, WaiterError
+
+    try:
+        client.get_waiter(waiter).wait(**name, WaiterConfig=wait_config)
+    except WaiterError:
+        pass
+    try:
+        described: dict[str, Any] = getattr(client, describe)(**name)
+    except (BotoCoreError, ClientError) as exc:
+        raise error(f"cannot describe {what}: {exc}") from None
+    return described
 
 
 def client(region: str | None) -> Any:

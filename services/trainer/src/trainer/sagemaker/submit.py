@@ -99,7 +99,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         tracking_uri=tracking_uri,
         git_sha=git_sha,
     )
-    validate_request(request)
+    service.validate({"CreateTrainingJob": request}, SubmitError)
     record: dict[str, Any] = {
         "create_training_job": request,
         "model_artifact_uri": model_artifact_uri(args.output_uri, job_name),
@@ -168,12 +168,7 @@ def build_request(
     git_sha: str | None,
 ) -> dict[str, Any]:
     """The exact keyword arguments for boto3's ``sagemaker.create_training_job``."""
-    if not service.RESOURCE_NAME.match(job_name):
-        raise SubmitError(f"job name {job_name!r}: 1-63 letters, digits and hyphens")
-    if not image_uri.strip():
-        raise SubmitError("--image-uri is empty")
-    if not service.ROLE_ARN.match(role_arn):
-        raise SubmitError(f"--role-arn {role_arn!r} is not an IAM role ARN")
+    service.check_identity("job name", job_name, image_uri, role_arn, SubmitError)
     for flag, uri in (("--data-uri", data_uri), ("--output-uri", output_uri)):
         parsed = urlparse(uri)
         if parsed.scheme != "s3" or not parsed.netloc:
@@ -216,13 +211,6 @@ def build_request(
     return request
 
 
-def validate_request(request: dict[str, Any]) -> None:
-    """botocore's own check of the request against the SageMaker service model."""
-    errors = service.request_errors("CreateTrainingJob", request)
-    if errors:
-        raise SubmitError(f"invalid CreateTrainingJob request: {errors}")
-
-
 def model_artifact_uri(output_uri: str, job_name: str) -> str:
     """Where SageMaker puts the job's model/ directory: a valid MODEL_ARTIFACT_URI."""
     return f"{output_uri.rstrip('/')}/{job_name}/output/model.tar.gz"
@@ -238,10 +226,7 @@ def send(client: Any, request: dict[str, Any]) -> str:
     try:
         response = client.create_training_job(**request)
     except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise SubmitError(
-            f"SageMaker refused the job: {error.get('Code')}: {error.get('Message')}"
-        ) from None
+        raise SubmitError(f"SageMaker refused the job: {service.error_text(exc)}") from None
     except BotoCoreError as exc:
         raise SubmitError(f"cannot reach SageMaker: {exc}") from None
     return str(response["TrainingJobArn"])
@@ -249,20 +234,16 @@ def send(client: Any, request: dict[str, Any]) -> str:
 
 def wait(client: Any, job_name: str, max_runtime_seconds: int) -> str:
     """Block until the job completes, fails or stops; anything but Completed is an error."""
-    from botocore.exceptions import BotoCoreError, ClientError, WaiterError
-
     delay = 30
-    try:
-        client.get_waiter("training_job_completed_or_stopped").wait(
-            TrainingJobName=job_name,
-            WaiterConfig={"Delay": delay, "MaxAttempts": max_runtime_seconds // delay + 60},
-        )
-    except WaiterError:
-        pass  # a Failed job ends the waiter with an error; describe says why
-    try:
-        job = client.describe_training_job(TrainingJobName=job_name)
-    except (BotoCoreError, ClientError) as exc:
-        raise SubmitError(f"cannot describe training job {job_name}: {exc}") from None
+    job = service.settle(
+        client,
+        f"training job {job_name}",
+        "training_job_completed_or_stopped",
+        "describe_training_job",
+        {"TrainingJobName": job_name},
+        {"Delay": delay, "MaxAttempts": max_runtime_seconds // delay + 60},
+        SubmitError,
+    )
     status = str(job["TrainingJobStatus"])
     if status != "Completed":
         reason = job.get("FailureReason") or "no reason given"

@@ -87,30 +87,14 @@ def store_lock(tracking_uri: str) -> Iterator[None]:
         yield
 
 
-def track(
-    *,
-    tracking_uri: str,
-    experiment_name: str,
-    registered_model_name: str,
-    run_dir: Path,
-    manifest: Manifest,
-    manifest_sha256: str,
-    training_data: pd.DataFrame,
-) -> Tracked:
+@contextmanager
+def _tracking_errors(tracking_uri: str) -> Iterator[None]:
+    """MLflow's, the SQL driver's and the file system's failures as one TrackingError line."""
     from mlflow.exceptions import MlflowException
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
-        with store_lock(tracking_uri):
-            return _track(
-                tracking_uri,
-                experiment_name,
-                registered_model_name,
-                run_dir,
-                manifest,
-                manifest_sha256,
-                training_data,
-            )
+        yield
     except MlflowException as exc:
         raise TrackingError(_tracking_failed(tracking_uri, str(exc.message))) from None
     except SQLAlchemyError as exc:
@@ -173,7 +157,8 @@ def schema_tags(manifest: Manifest) -> dict[str, str]:
     return tags
 
 
-def _track(
+def track(
+    *,
     tracking_uri: str,
     experiment_name: str,
     registered_model_name: str,
@@ -187,82 +172,83 @@ def _track(
     from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
     from mlflow.tracking import MlflowClient
 
-    already_exists = ErrorCode.Name(RESOURCE_ALREADY_EXISTS)
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    experiment_id = _experiment_id(client, experiment_name, tracking_uri)
-    tags = provenance_tags(manifest, manifest_sha256)
-    run = client.create_run(
-        experiment_id, run_name=manifest.model_version, tags={**tags, **schema_tags(manifest)}
-    )
-    run_id = run.info.run_id
-    finished = False
-    try:
-        params = {
-            **manifest.params,
-            "task": manifest.task,
-            "target": manifest.output["name"],
-        }
-        model = client.create_logged_model(
-            experiment_id,
-            name=ARTIFACT_PATH,
-            source_run_id=run_id,
-            tags=tags,
-            params={key: str(value) for key, value in params.items()},
-            model_type=manifest.task,
+    with _tracking_errors(tracking_uri), store_lock(tracking_uri):
+        already_exists = ErrorCode.Name(RESOURCE_ALREADY_EXISTS)
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        experiment_id = _experiment_id(client, experiment_name, tracking_uri)
+        tags = provenance_tags(manifest, manifest_sha256)
+        run = client.create_run(
+            experiment_id, run_name=manifest.model_version, tags={**tags, **schema_tags(manifest)}
         )
-        dataset = _dataset(manifest, training_data)
-        dataset_entity = dataset.entity
-        now = int(time.time() * 1000)
-        once_more_if_raced(
-            client.log_batch,
-            run_id,
-            metrics=[
-                Metric(key, value, now, 0, model.model_id, dataset.name, dataset.digest, run_id)
-                for key, value in manifest.metrics.items()
-            ],
-            params=[Param(key, str(value)) for key, value in params.items()],
-            tags=[RunTag("mlflow.source.name", "trainer train")],
-        )
-        context = [
-            InputTag("mlflow.data.context", "training"),
-            InputTag("sha256", manifest.data.sha256),
-        ]
-        once_more_if_raced(
-            client.log_inputs, run_id, datasets=[DatasetInput(dataset_entity, context)]
-        )
-        client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
-        client.log_model_artifacts(model.model_id, str(run_dir))
-        client.finalize_logged_model(model.model_id, "READY")
+        run_id = run.info.run_id
+        finished = False
         try:
-            client.create_registered_model(registered_model_name)
-        except MlflowException as exc:
-            if exc.error_code != already_exists:
-                raise
-        registered = client.create_model_version(
-            registered_model_name,
-            # The logged model's location: MLflow's SQL registry would resolve a models:/<id>
-            # source through the process-wide tracking URI, not this client's.
-            source=model.artifact_location,
+            params = {
+                **manifest.params,
+                "task": manifest.task,
+                "target": manifest.output["name"],
+            }
+            model = client.create_logged_model(
+                experiment_id,
+                name=ARTIFACT_PATH,
+                source_run_id=run_id,
+                tags=tags,
+                params={key: str(value) for key, value in params.items()},
+                model_type=manifest.task,
+            )
+            dataset = _dataset(manifest, training_data)
+            dataset_entity = dataset.entity
+            now = int(time.time() * 1000)
+            once_more_if_raced(
+                client.log_batch,
+                run_id,
+                metrics=[
+                    Metric(key, value, now, 0, model.model_id, dataset.name, dataset.digest, run_id)
+                    for key, value in manifest.metrics.items()
+                ],
+                params=[Param(key, str(value)) for key, value in params.items()],
+                tags=[RunTag("mlflow.source.name", "trainer train")],
+            )
+            context = [
+                InputTag("mlflow.data.context", "training"),
+                InputTag("sha256", manifest.data.sha256),
+            ]
+            once_more_if_raced(
+                client.log_inputs, run_id, datasets=[DatasetInput(dataset_entity, context)]
+            )
+            client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
+            client.log_model_artifacts(model.model_id, str(run_dir))
+            client.finalize_logged_model(model.model_id, "READY")
+            try:
+                client.create_registered_model(registered_model_name)
+            except MlflowException as exc:
+                if exc.error_code != already_exists:
+                    raise
+            registered = client.create_model_version(
+                registered_model_name,
+                # The logged model's location: MLflow's SQL registry would resolve a models:/<id>
+                # source through the process-wide tracking URI, not this client's.
+                source=model.artifact_location,
+                run_id=run_id,
+                tags=tags,
+                description=f"{manifest.model_version} (manifest sha256 {manifest_sha256})",
+                model_id=model.model_id,
+            )
+            # What mlflow.register_model records: the logged model lists its registered versions.
+            link = [{"name": registered_model_name, "version": str(registered.version)}]
+            client.set_logged_model_tags(model.model_id, {MODEL_VERSIONS_TAG: json.dumps(link)})
+            client.set_terminated(run_id, "FINISHED")
+            finished = True
+        finally:
+            if not finished:
+                _mark_failed(client, run_id)
+        return Tracked(
             run_id=run_id,
-            tags=tags,
-            description=f"{manifest.model_version} (manifest sha256 {manifest_sha256})",
+            experiment_id=experiment_id,
+            registered_name=registered_model_name,
+            registered_version=str(registered.version),
             model_id=model.model_id,
         )
-        # What mlflow.register_model records: the logged model lists its registered versions.
-        link = [{"name": registered_model_name, "version": str(registered.version)}]
-        client.set_logged_model_tags(model.model_id, {MODEL_VERSIONS_TAG: json.dumps(link)})
-        client.set_terminated(run_id, "FINISHED")
-        finished = True
-    finally:
-        if not finished:
-            _mark_failed(client, run_id)
-    return Tracked(
-        run_id=run_id,
-        experiment_id=experiment_id,
-        registered_name=registered_model_name,
-        registered_version=str(registered.version),
-        model_id=model.model_id,
-    )
 
 
 @dataclass(frozen=True)
