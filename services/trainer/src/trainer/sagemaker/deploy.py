@@ -17,14 +17,12 @@ writes them to a file and sends nothing.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from artifact_contract import Reference
 from artifact_contract.files import write_json_atomically
@@ -173,30 +171,9 @@ def build_plan(
     """The exact keyword arguments for boto3's create_model, create_endpoint_config,
     create_endpoint and update_endpoint."""
     service.check_identity("endpoint name", endpoint, image_uri, role_arn, DeployError)
-    artifact = handoff.s3_artifact(reference)
-
-    container: dict[str, Any] = {
-        "Image": image_uri,
-        "Mode": "SingleModel",
-        "Environment": {**environment, "MODEL_SHA256": reference.manifest_sha256},
-    }
-    if urlparse(artifact).path.endswith((".tar.gz", ".tgz")):
-        container["ModelDataUrl"] = artifact
-    else:  # a run directory under an S3 prefix: SageMaker copies it as is (no tarball)
-        container["ModelDataSource"] = {
-            "S3DataSource": {
-                "S3Uri": artifact.rstrip("/") + "/",
-                "S3DataType": "S3Prefix",
-                "CompressionType": "None",
-            }
-        }
-    tags = [
-        {"Key": "mlpipeline:target", "Value": target},
-        {"Key": "mlpipeline:model-version", "Value": reference.model_version},
-        {"Key": "mlpipeline:manifest-sha256", "Value": reference.manifest_sha256},
-    ]
-    model = {"PrimaryContainer": container, "ExecutionRoleArn": role_arn}
-    model_name = _resource_name(endpoint, reference.model_version, model)
+    tags = service.reference_tags(target, reference)
+    model = service.model_request(reference, image_uri, role_arn, environment)
+    model_name = service.resource_name(endpoint, reference.model_version, model)
     config = {
         "ProductionVariants": [
             {
@@ -208,7 +185,7 @@ def build_plan(
             }
         ]
     }
-    config_name = _resource_name(endpoint, reference.model_version, config)
+    config_name = service.resource_name(endpoint, reference.model_version, config)
     return Plan(
         endpoint=endpoint,
         model_name=model_name,
@@ -224,13 +201,6 @@ def build_plan(
     )
 
 
-def _resource_name(endpoint: str, version: str, request: dict[str, Any]) -> str:
-    """``<endpoint>-<version>-<digest of the request>``, cut to SageMaker's 63 characters."""
-    digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:10]
-    suffix = f"-{version}-{digest}"
-    return endpoint[: 63 - len(suffix)].rstrip("-") + suffix
-
-
 def send(client: Any, plan: Plan) -> dict[str, Any]:
     """Create what does not exist yet, then create or update the endpoint; what was sent."""
     from botocore.exceptions import BotoCoreError, ClientError
@@ -238,17 +208,22 @@ def send(client: Any, plan: Plan) -> dict[str, Any]:
     sent: list[str] = []
     operation = "DescribeModel"
     try:
-        if _describe(client.describe_model, ModelName=plan.model_name) is None:
+        if service.describe_or_none(client.describe_model, ModelName=plan.model_name) is None:
             operation = "CreateModel"
             client.create_model(**plan.create_model)
             sent.append(operation)
         operation = "DescribeEndpointConfig"
-        if _describe(client.describe_endpoint_config, EndpointConfigName=plan.config_name) is None:
+        if (
+            service.describe_or_none(
+                client.describe_endpoint_config, EndpointConfigName=plan.config_name
+            )
+            is None
+        ):
             operation = "CreateEndpointConfig"
             client.create_endpoint_config(**plan.create_endpoint_config)
             sent.append(operation)
         operation = "DescribeEndpoint"
-        current = _describe(client.describe_endpoint, EndpointName=plan.endpoint)
+        current = service.describe_or_none(client.describe_endpoint, EndpointName=plan.endpoint)
         previous = None if current is None else str(current["EndpointConfigName"])
         status = None if current is None else current["EndpointStatus"]
         if current is None:
@@ -283,22 +258,6 @@ def send(client: Any, plan: Plan) -> dict[str, Any]:
         "endpoint_config_name": plan.config_name,
         "previous_endpoint_config_name": previous,
     }
-
-
-def _describe(describe: Any, **name: str) -> dict[str, Any] | None:
-    """The resource's description, or None when SageMaker says it does not exist."""
-    from botocore.exceptions import ClientError
-
-    try:
-        found: dict[str, Any] = describe(**name)
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        if error.get("Code") == "ValidationException" and "Could not find" in str(
-            error.get("Message")
-        ):
-            return None
-        raise
-    return found
 
 
 def wait(client: Any, plan: Plan) -> str:

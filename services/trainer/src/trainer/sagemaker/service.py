@@ -4,10 +4,16 @@ boto3 client."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlparse
 
+from artifact_contract import Reference
+
+from trainer import handoff
 from trainer.errors import TrainerError
 
 # SageMaker's pattern for job, model, endpoint-config and endpoint names.
@@ -89,3 +95,57 @@ def error_text(exc: Exception) -> str:
         error = response.get("Error", {})
         return f"{error.get('Code')}: {error.get('Message')}"
     return str(exc)
+
+
+def model_request(
+    reference: Reference, image_uri: str, role_arn: str, environment: Mapping[str, str] = {}
+) -> dict[str, Any]:
+    """CreateModel's container and role for the model-agnostic inference image serving the
+    reference's S3 artifact, whose digest the container must verify (``MODEL_SHA256``)."""
+    artifact = handoff.s3_artifact(reference)
+    container: dict[str, Any] = {
+        "Image": image_uri,
+        "Mode": "SingleModel",
+        "Environment": {**environment, "MODEL_SHA256": reference.manifest_sha256},
+    }
+    if urlparse(artifact).path.endswith((".tar.gz", ".tgz")):
+        container["ModelDataUrl"] = artifact
+    else:  # a run directory under an S3 prefix: SageMaker copies it as is (no tarball)
+        container["ModelDataSource"] = {
+            "S3DataSource": {
+                "S3Uri": artifact.rstrip("/") + "/",
+                "S3DataType": "S3Prefix",
+                "CompressionType": "None",
+            }
+        }
+    return {"PrimaryContainer": container, "ExecutionRoleArn": role_arn}
+
+
+def reference_tags(target: str, reference: Reference) -> list[dict[str, str]]:
+    """What every resource we create says about the promotion it serves."""
+    return [
+        {"Key": "mlpipeline:target", "Value": target},
+        {"Key": "mlpipeline:model-version", "Value": reference.model_version},
+        {"Key": "mlpipeline:manifest-sha256", "Value": reference.manifest_sha256},
+    ]
+
+
+def resource_name(prefix: str, version: str, request: Mapping[str, Any]) -> str:
+    """``<prefix>-<version>-<digest of the request>``, cut to SageMaker's 63 characters: the
+    same request always gets the same name, so an existing resource is reused, not duplicated."""
+    digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:10]
+    suffix = f"-{version}-{digest}"
+    return prefix[: 63 - len(suffix)].rstrip("-") + suffix
+
+
+def describe_or_none(describe: Any, **name: str) -> dict[str, Any] | None:
+    """The resource's description, or None when SageMaker says it does not exist."""
+    from botocore.exceptions import ClientError
+
+    try:
+        found: dict[str, Any] = describe(**name)
+    except ClientError as exc:
+        if "Could not find" in str(exc.response.get("Error", {}).get("Message")):
+            return None
+        raise
+    return found

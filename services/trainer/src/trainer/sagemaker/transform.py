@@ -16,7 +16,6 @@ writes them to a file and sends nothing.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from dataclasses import dataclass
@@ -121,7 +120,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         instance_count=args.instance_count,
         max_payload_mb=args.max_payload_mb,
     )
-    validate(plan)
+    service.validate(plan.requests(), TransformError)
     record: dict[str, Any] = {
         "target": args.target,
         "reference": reference.to_dict(),
@@ -173,15 +172,11 @@ def build_plan(
             f"--max-payload-mb {max_payload_mb}: 1 to {MAX_PAYLOAD_MB} (the inference server "
             "refuses bodies over MAX_BODY_BYTES, 6 MiB)"
         )
-    tags = [
-        {"Key": "mlpipeline:target", "Value": target},
-        {"Key": "mlpipeline:model-version", "Value": reference.model_version},
-        {"Key": "mlpipeline:manifest-sha256", "Value": reference.manifest_sha256},
-    ]
+    tags = service.reference_tags(target, reference)
     create_model = None
     if model_name is None:
         model = _model(reference, image_uri, role_arn)
-        model_name = _model_name(target, reference.model_version, model)
+        model_name = service.resource_name(f"mlpipeline-{target}", reference.model_version, model)
         create_model = {"ModelName": model_name, **model, "Tags": tags}
     elif image_uri or role_arn:
         raise TransformError("--model-name uses an existing model: drop --image-uri/--role-arn")
@@ -219,37 +214,7 @@ def _model(reference: Reference, image_uri: str | None, role_arn: str | None) ->
         raise TransformError("--image-uri is required (or --model-name of an existing model)")
     if not role_arn or not service.ROLE_ARN.match(role_arn):
         raise TransformError(f"--role-arn {role_arn!r} is not an IAM role ARN")
-    artifact = handoff.s3_artifact(reference)
-    container: dict[str, Any] = {
-        "Image": image_uri,
-        "Mode": "SingleModel",
-        "Environment": {"MODEL_SHA256": reference.manifest_sha256},
-    }
-    if urlparse(artifact).path.endswith((".tar.gz", ".tgz")):
-        container["ModelDataUrl"] = artifact
-    else:  # a run directory under an S3 prefix: SageMaker copies it as is (no tarball)
-        container["ModelDataSource"] = {
-            "S3DataSource": {
-                "S3Uri": artifact.rstrip("/") + "/",
-                "S3DataType": "S3Prefix",
-                "CompressionType": "None",
-            }
-        }
-    return {"PrimaryContainer": container, "ExecutionRoleArn": role_arn}
-
-
-def _model_name(target: str, version: str, model: dict[str, Any]) -> str:
-    """``mlpipeline-<target>-<version>-<digest of the request>``: the same model is reused."""
-    digest = hashlib.sha256(json.dumps(model, sort_keys=True).encode()).hexdigest()[:10]
-    return f"mlpipeline-{target}-{version}-{digest}"
-
-
-def validate(plan: Plan) -> None:
-    """botocore's own check of every request against the SageMaker service model."""
-    for operation, request in plan.requests().items():
-        errors = service.request_errors(operation, request)
-        if errors:
-            raise TransformError(f"invalid {operation} request: {errors}")
+    return service.model_request(reference, image_uri, role_arn)
 
 
 def send(client: Any, plan: Plan, reference: Reference) -> dict[str, Any]:
@@ -260,7 +225,7 @@ def send(client: Any, plan: Plan, reference: Reference) -> dict[str, Any]:
     sent: list[str] = []
     operation = "DescribeModel"
     try:
-        model = _describe_model(client, plan.model_name)
+        model = service.describe_or_none(client.describe_model, ModelName=plan.model_name)
         if model is None:
             if plan.create_model is None:
                 raise TransformError(f"model {plan.model_name} does not exist in SageMaker")
@@ -282,16 +247,3 @@ def send(client: Any, plan: Plan, reference: Reference) -> dict[str, Any]:
     except BotoCoreError as exc:
         raise TransformError(f"cannot reach SageMaker: {exc}") from None
     return {"operations": sent, "transform_job_arn": str(arn), "model_name": plan.model_name}
-
-
-def _describe_model(client: Any, name: str) -> dict[str, Any] | None:
-    """The model's description, or None when SageMaker says it does not exist."""
-    from botocore.exceptions import ClientError
-
-    try:
-        found: dict[str, Any] = client.describe_model(ModelName=name)
-    except ClientError as exc:
-        if "Could not find" in str(exc.response.get("Error", {}).get("Message")):
-            return None
-        raise
-    return found
