@@ -34,7 +34,9 @@ from trainer.settings import Settings
 
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlpipeline-inference:abc1234"
 ROLE = "arn:aws:iam::123456789012:role/mlpipeline-sagemaker"
-ENDPOINT = "mlpipeline-production"
+# Not the "mlpipeline-<target>" prefix submit-transform names its models with: moto keeps one
+# in-process backend for every test module, so the two must not name the same model.
+ENDPOINT = "churn-production"
 REGION = "eu-west-1"  # the region of conftest.aws_env
 V4 = ("v004", "s3://team-models/runs/v004/model.tar.gz", "4" * 64)
 V5 = ("v005", "s3://team-models/runs/v005/model.tar.gz", "5" * 64)
