@@ -9,10 +9,9 @@ refused exactly as with ``MODEL_SHA256``.
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from artifact_contract import ContractError, Reference, parse_reference
+from artifact_contract.uris import S3Location, UnsupportedURI, parse_location
 
 from inference.errors import ConfigurationError, ModelSourceError
 from inference.settings import Settings
@@ -48,16 +47,16 @@ def follow(settings: Settings, reference: Reference) -> Settings:
 
 
 def _read_bytes(location: str) -> bytes:
-    parsed = urlparse(location)
-    if parsed.scheme == "s3":
-        return _read_s3(parsed.netloc, parsed.path.lstrip("/"), location)
-    if parsed.scheme not in ("", "file"):
+    try:
+        where = parse_location(location)
+    except UnsupportedURI:
         raise ModelSourceError(
             f"MODEL_REFERENCE {location}: use a path, file:// or s3://bucket/key"
-        )
-    path = Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(location)
+        ) from None
+    if isinstance(where, S3Location):
+        return _read_s3(where.bucket, where.key, location)
     try:
-        return path.read_bytes()
+        return where.read_bytes()
     except OSError as exc:
         raise ModelSourceError(
             f"MODEL_REFERENCE {location}: cannot read ({exc.strerror})"

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeGuard
-from urllib.parse import unquote, urlparse
+
+from artifact_contract.uris import S3Location, UnsupportedURI, parse_location
 
 from trainer.errors import TrainerError
 
@@ -83,18 +84,19 @@ def _location(env: Mapping[str, str], name: str) -> str | None:
     """A local path, ``file://`` path or ``s3://bucket/prefix``; any other URI is refused (it
     would otherwise become a local folder named after its scheme)."""
     value = env.get(name) or None
-    if value is None or _is_s3(value):
-        if value is not None and not value[len("s3://") :].split("/", 1)[0]:
-            raise SettingsError(f"{name}={value}: expected s3://bucket/prefix")
-        return value
-    parsed = urlparse(value)
-    if parsed.scheme == "file":
-        return unquote(parsed.path)
-    if "://" in value or (len(parsed.scheme) > 1 and value.startswith(parsed.scheme + ":")):
+    if value is None:
+        return None
+    try:
+        where = parse_location(value)
+    except UnsupportedURI:
         raise SettingsError(
             f"{name}={value}: unsupported location; use a local path, file:// or s3://bucket/prefix"
-        )
-    return value
+        ) from None
+    if isinstance(where, S3Location):
+        if not where.bucket:
+            raise SettingsError(f"{name}={value}: expected s3://bucket/prefix")
+        return value
+    return str(where)
 
 
 def find_repo_root(start: Path) -> Path:
