@@ -20,11 +20,11 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from artifact_contract import Reference, exclusive_lock, parse_reference, serialize_reference
 from artifact_contract.files import atomic_write, fsync_directory
 from artifact_contract.reference import TARGETS as TARGETS  # re-exported: the CLI choices
+from artifact_contract.uris import UnsupportedURI, parse_location
 
 from trainer import s3store
 from trainer.errors import TrainerError
@@ -50,11 +50,13 @@ def artifact_uri_of(run_dir: Path) -> str:
 
 
 def run_dir_of(artifact_uri: str) -> Path:
-    parsed = urlparse(artifact_uri)
-    if parsed.scheme == "file":
-        return Path(unquote(parsed.path))
-    if parsed.scheme == "":
-        return Path(artifact_uri)
+    """A local run directory's path (an ``s3://`` run goes through ``open_run``)."""
+    try:
+        where = parse_location(artifact_uri)
+    except UnsupportedURI:
+        where = None
+    if isinstance(where, Path):
+        return where
     raise DeploymentError(
         f"artifact_uri {artifact_uri!r}: only run directories (file://) and runs in S3 (s3://) "
         "can be promoted"
