@@ -7,12 +7,14 @@ import contextlib
 import io
 import json
 import os
-from collections.abc import Sequence
+import urllib.request
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from moto.server import ThreadedMotoServer
 
 # Before anything imports mlflow (it decides at import time whether to send telemetry).
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
@@ -116,6 +118,29 @@ def fit_synthetic(samples: int, seed: int, config: Any = None) -> Fitted:
     split = evaluate.split(frame, seed, 0.2, table)
     estimator = model.fit(config or model.ModelConfig(), table, split.train, seed)
     return Fitted(estimator=estimator, split=split, schema=table)
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """moto's server on a loopback port (its URL), started from an empty backend: moto keeps one
+    in-process backend for every server, so what another test left must not leak in."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    try:
+        reset = urllib.request.Request(f"{url}/moto-api/reset", method="POST")
+        urllib.request.urlopen(reset, timeout=10).close()
+        yield url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def moto_sagemaker() -> Iterator[str]:
+    """The test module's own moto server (test_deploy.py overrides it with AWS's UpdateEndpoint)."""
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture

@@ -9,9 +9,8 @@ from pathlib import Path
 import boto3
 import pytest
 from artifact_contract import read_manifest, sha256_bytes
-from moto.server import ThreadedMotoServer
 
-from tests.conftest import make_settings, run_cli
+from tests.conftest import make_settings, moto_server, run_cli
 from trainer.training import data
 
 pytestmark = pytest.mark.slow  # trainings against moto's S3 server
@@ -21,19 +20,13 @@ BUCKET = "training-data"
 
 @pytest.fixture()
 def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    boto3.client("s3").create_bucket(Bucket=BUCKET)
-    try:
+    with moto_server() as endpoint:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
         yield endpoint
-    finally:
-        server.stop()
 
 
 @pytest.mark.usefixtures("s3_endpoint")

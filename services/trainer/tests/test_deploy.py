@@ -26,17 +26,14 @@ from moto.core.common_types import TYPE_RESPONSE
 from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
-from moto.server import ThreadedMotoServer
 
-from tests.conftest import CliResult, make_settings, run_cli
+from tests.conftest import CliResult, make_settings, moto_server, run_cli
 from trainer.promotion.deployments import Deployments
 from trainer.settings import Settings
 
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlpipeline-inference:abc1234"
 ROLE = "arn:aws:iam::123456789012:role/mlpipeline-sagemaker"
-# Not the "mlpipeline-<target>" prefix submit-transform names its models with: moto keeps one
-# in-process backend for every test module, so the two must not name the same model.
-ENDPOINT = "churn-production"
+ENDPOINT = "mlpipeline-production"
 REGION = "eu-west-1"  # the region of conftest.aws_env
 V4 = ("v004", "s3://team-models/runs/v004/model.tar.gz", "4" * 64)
 V5 = ("v005", "s3://team-models/runs/v005/model.tar.gz", "5" * 64)
@@ -195,13 +192,8 @@ def moto_sagemaker() -> Iterator[str]:
             patch.setattr(
                 SageMakerModelBackend, method, _refusing_existing(original, existing, kind)
             )
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        try:
-            yield f"http://{host}:{port}"
-        finally:
-            server.stop()
+        with moto_server() as url:
+            yield url
 
 
 def served_model(client: Any, endpoint: str) -> dict[str, Any]:

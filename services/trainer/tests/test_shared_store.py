@@ -4,7 +4,6 @@ AWS_ENDPOINT_URL exactly as boto3 reaches AWS), promoted and rolled back from th
 from __future__ import annotations
 
 import json
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -12,9 +11,8 @@ from pathlib import Path
 import boto3
 import pytest
 from artifact_contract import sha256_bytes, sha256_file
-from moto.server import ThreadedMotoServer
 
-from tests.conftest import SAMPLES, make_settings, run_cli
+from tests.conftest import SAMPLES, make_settings, moto_server, run_cli
 from trainer.promotion.deployments import DeploymentError
 from trainer.promotion.s3deployments import S3Deployments
 from trainer.s3store import S3ArtifactRoot
@@ -26,23 +24,15 @@ ROOT = f"s3://{BUCKET}/mlpipeline/runs-root"
 
 @pytest.fixture()
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    # moto's servers share one in-process backend: start from an empty S3.
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
-    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    boto3.client("s3").create_bucket(Bucket=BUCKET)
-    try:
+    with moto_server() as endpoint:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+        monkeypatch.delenv("AWS_PROFILE", raising=False)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
         yield endpoint
-    finally:
-        server.stop()
 
 
 def shared_settings(tmp: Path) -> Settings:

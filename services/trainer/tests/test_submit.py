@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ import boto3
 import botocore.session
 import pytest
 from botocore.validate import ParamValidator
-from moto.server import ThreadedMotoServer
 
 from trainer import cli
 from trainer.settings import Settings
@@ -152,17 +150,6 @@ def test_bad_submissions_fail_with_one_line_and_write_nothing(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ")
     assert message in err[0]
-
-
-@pytest.fixture(scope="module")
-def moto_sagemaker() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 def test_submit_sends_the_job_and_waits_for_it(tmp_path: Path, aws_env: str) -> None:

@@ -9,7 +9,6 @@ CreateModel, DescribeModel, CreateTransformJob and DescribeTransformJob; it runs
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ import botocore.session
 import pytest
 from artifact_contract import Reference
 from botocore.validate import ParamValidator
-from moto.server import ThreadedMotoServer
 
 from tests.conftest import CliResult, make_settings, run_cli
 from trainer.promotion.deployments import Deployments
@@ -150,17 +148,6 @@ def test_bad_transforms_fail_with_one_line_and_write_nothing(
 
 
 # --- sent to moto --------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def moto_sagemaker() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 def test_submit_creates_the_model_once_and_the_job(tmp_path: Path, aws_env: str) -> None:
